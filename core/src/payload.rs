@@ -1,0 +1,339 @@
+//! Publication payloads, carried verbatim.
+//!
+//! A payload keeps the bytes it was published with. A JSON payload reaches JSON
+//! subscribers byte for byte; a MessagePack payload reaches MessagePack
+//! subscribers byte for byte. Only when the encodings differ is it converted,
+//! and the gateway does that once per publication, never per subscriber.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use base64::Engine as _;
+use bytes::Bytes;
+
+/// Why bytes are not a valid payload.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum PayloadError {
+    /// Not exactly one JSON value.
+    #[error("payload is not valid JSON: {0}")]
+    InvalidJson(String),
+    /// Not exactly one MessagePack value.
+    #[error("payload is not valid MessagePack: {0}")]
+    InvalidMsgpack(String),
+}
+
+#[derive(Clone)]
+enum Repr {
+    Json(Bytes),
+    Msgpack(Bytes),
+    Binary(Bytes),
+}
+
+/// The `data` of a publication.
+///
+/// Two payloads are equal when they hold the same bytes in the same form, or,
+/// across forms, the same value once decoded.
+#[derive(Clone)]
+pub struct Payload(Repr);
+
+impl PartialEq for Payload {
+    fn eq(&self, other: &Self) -> bool {
+        if self.kind() == other.kind() {
+            self.as_bytes() == other.as_bytes()
+        } else if self.kind() == PayloadKind::Binary || other.kind() == PayloadKind::Binary {
+            false
+        } else {
+            self.to_json_value() == other.to_json_value()
+        }
+    }
+}
+
+impl Eq for Payload {}
+
+/// Which form a payload was published in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PayloadKind {
+    /// A JSON value.
+    Json,
+    /// A MessagePack value.
+    Msgpack,
+    /// Raw bytes.
+    Binary,
+}
+
+impl Payload {
+    /// A JSON payload from its text; fails unless it is exactly one JSON value.
+    /// Surrounding whitespace is dropped, everything else is kept as sent.
+    pub fn from_json(text: impl Into<Bytes>) -> Result<Self, PayloadError> {
+        let text: Bytes = text.into();
+        let raw: &serde_json::value::RawValue = serde_json::from_slice(&text)
+            .map_err(|e| PayloadError::InvalidJson(e.to_string()))?;
+        let trimmed = raw.get().as_bytes();
+        if trimmed.len() == text.len() {
+            return Ok(Self(Repr::Json(text)));
+        }
+        let start = trimmed.as_ptr() as usize - text.as_ptr() as usize;
+        Ok(Self(Repr::Json(text.slice(start..start + trimmed.len()))))
+    }
+
+    /// A JSON payload from a value the caller already holds.
+    pub fn from_json_value(value: &serde_json::Value) -> Self {
+        // Serializing a `serde_json::Value` cannot fail.
+        Self(Repr::Json(Bytes::from(value.to_string())))
+    }
+
+    /// A MessagePack payload; fails unless it is exactly one MessagePack value.
+    /// A top-level `bin` becomes a [`PayloadKind::Binary`] payload.
+    pub fn from_msgpack(bytes: impl Into<Bytes>) -> Result<Self, PayloadError> {
+        let bytes: Bytes = bytes.into();
+        let mut rest = &bytes[..];
+        let value = rmpv::decode::read_value(&mut rest)
+            .map_err(|e| PayloadError::InvalidMsgpack(e.to_string()))?;
+        if !rest.is_empty() {
+            return Err(PayloadError::InvalidMsgpack(format!(
+                "{} trailing bytes after the value",
+                rest.len()
+            )));
+        }
+        Ok(Self::from_msgpack_value_bytes(value, bytes))
+    }
+
+    pub(crate) fn from_msgpack_value_bytes(value: rmpv::Value, bytes: Bytes) -> Self {
+        match value {
+            rmpv::Value::Binary(b) => Self(Repr::Binary(Bytes::from(b))),
+            _ => Self(Repr::Msgpack(bytes)),
+        }
+    }
+
+    /// A binary payload.
+    pub fn binary(bytes: impl Into<Bytes>) -> Self {
+        Self(Repr::Binary(bytes.into()))
+    }
+
+    /// The form it was published in.
+    pub fn kind(&self) -> PayloadKind {
+        match self.0 {
+            Repr::Json(_) => PayloadKind::Json,
+            Repr::Msgpack(_) => PayloadKind::Msgpack,
+            Repr::Binary(_) => PayloadKind::Binary,
+        }
+    }
+
+    /// The bytes as published (JSON text, MessagePack, or raw bytes).
+    pub fn as_bytes(&self) -> &Bytes {
+        match &self.0 {
+            Repr::Json(b) | Repr::Msgpack(b) | Repr::Binary(b) => b,
+        }
+    }
+
+    /// The payload as JSON text: verbatim for JSON payloads, converted for
+    /// MessagePack, a base64 string for binary.
+    pub fn to_json(&self) -> Cow<'_, [u8]> {
+        match &self.0 {
+            Repr::Json(b) => Cow::Borrowed(b),
+            Repr::Msgpack(b) => {
+                let mut rest = &b[..];
+                let mut out = Vec::with_capacity(b.len() * 2);
+                match rmpv::decode::read_value(&mut rest) {
+                    Ok(v) => write_msgpack_as_json(&v, &mut out),
+                    // Constructors validate; unreachable in practice, but never panic.
+                    Err(_) => out.extend_from_slice(b"null"),
+                }
+                Cow::Owned(out)
+            }
+            Repr::Binary(b) => {
+                let mut out = Vec::with_capacity(b.len() * 4 / 3 + 4);
+                out.push(b'"');
+                out.extend_from_slice(
+                    base64::engine::general_purpose::STANDARD
+                        .encode(b)
+                        .as_bytes(),
+                );
+                out.push(b'"');
+                Cow::Owned(out)
+            }
+        }
+    }
+
+    /// The payload as one MessagePack value: verbatim for MessagePack payloads,
+    /// converted for JSON, a `bin` for binary.
+    pub fn to_msgpack(&self) -> Cow<'_, [u8]> {
+        match &self.0 {
+            Repr::Msgpack(b) => Cow::Borrowed(b),
+            Repr::Json(b) => {
+                let value: serde_json::Value =
+                    serde_json::from_slice(b).unwrap_or(serde_json::Value::Null);
+                let mut out = Vec::with_capacity(b.len());
+                write_json_as_msgpack(&value, &mut out);
+                Cow::Owned(out)
+            }
+            Repr::Binary(b) => {
+                let mut out = Vec::with_capacity(b.len() + 5);
+                // Writing to a Vec cannot fail.
+                let _ = rmp::encode::write_bin(&mut out, b);
+                Cow::Owned(out)
+            }
+        }
+    }
+
+    /// Decodes the payload into a JSON value (binary becomes a base64 string).
+    pub fn to_json_value(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.to_json()).unwrap_or(serde_json::Value::Null)
+    }
+
+    /// Size of the payload as published.
+    pub fn len(&self) -> usize {
+        self.as_bytes().len()
+    }
+
+    /// Whether the published bytes are empty (only possible for binary payloads).
+    pub fn is_empty(&self) -> bool {
+        self.as_bytes().is_empty()
+    }
+}
+
+impl fmt::Debug for Payload {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.0 {
+            Repr::Json(b) => write!(f, "Json({})", String::from_utf8_lossy(b)),
+            Repr::Msgpack(b) => write!(f, "Msgpack({b:02x?})"),
+            Repr::Binary(b) => write!(f, "Binary({b:02x?})"),
+        }
+    }
+}
+
+fn write_json_as_msgpack(value: &serde_json::Value, out: &mut Vec<u8>) {
+    use serde_json::Value;
+    // Writing to a Vec cannot fail; the results are ignored for that reason.
+    match value {
+        Value::Null => {
+            let _ = rmp::encode::write_nil(out);
+        }
+        Value::Bool(b) => {
+            let _ = rmp::encode::write_bool(out, *b);
+        }
+        Value::Number(n) => {
+            if let Some(u) = n.as_u64() {
+                let _ = rmp::encode::write_uint(out, u);
+            } else if let Some(i) = n.as_i64() {
+                let _ = rmp::encode::write_sint(out, i);
+            } else {
+                let _ = rmp::encode::write_f64(out, n.as_f64().unwrap_or(0.0));
+            }
+        }
+        Value::String(s) => {
+            let _ = rmp::encode::write_str(out, s);
+        }
+        Value::Array(items) => {
+            let _ = rmp::encode::write_array_len(out, items.len() as u32);
+            for item in items {
+                write_json_as_msgpack(item, out);
+            }
+        }
+        Value::Object(map) => {
+            let _ = rmp::encode::write_map_len(out, map.len() as u32);
+            for (k, v) in map {
+                let _ = rmp::encode::write_str(out, k);
+                write_json_as_msgpack(v, out);
+            }
+        }
+    }
+}
+
+fn write_msgpack_as_json(value: &rmpv::Value, out: &mut Vec<u8>) {
+    use rmpv::Value;
+    match value {
+        Value::Nil => out.extend_from_slice(b"null"),
+        Value::Boolean(b) => out.extend_from_slice(if *b { b"true" } else { b"false" }),
+        Value::Integer(i) => out.extend_from_slice(i.to_string().as_bytes()),
+        Value::F32(f) => write_float(f64::from(*f), out),
+        Value::F64(f) => write_float(*f, out),
+        Value::String(s) => write_json_str(&String::from_utf8_lossy(s.as_bytes()), out),
+        Value::Binary(b) | Value::Ext(_, b) => {
+            write_json_str(&base64::engine::general_purpose::STANDARD.encode(b), out)
+        }
+        Value::Array(items) => {
+            out.push(b'[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                write_msgpack_as_json(item, out);
+            }
+            out.push(b']');
+        }
+        Value::Map(entries) => {
+            out.push(b'{');
+            for (i, (k, v)) in entries.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                match k {
+                    Value::String(s) => {
+                        write_json_str(&String::from_utf8_lossy(s.as_bytes()), out)
+                    }
+                    // JSON keys are strings: other keys are written as their JSON text.
+                    other => {
+                        let mut key = Vec::new();
+                        write_msgpack_as_json(other, &mut key);
+                        write_json_str(&String::from_utf8_lossy(&key), out);
+                    }
+                }
+                out.push(b':');
+                write_msgpack_as_json(v, out);
+            }
+            out.push(b'}');
+        }
+    }
+}
+
+fn write_float(f: f64, out: &mut Vec<u8>) {
+    if f.is_finite() {
+        // serde_json prints the shortest representation that round-trips.
+        let _ = serde_json::to_writer(&mut *out, &f);
+    } else {
+        out.extend_from_slice(b"null");
+    }
+}
+
+pub(crate) fn write_json_str(s: &str, out: &mut Vec<u8>) {
+    // serde_json escapes exactly as JSON requires; writing to a Vec cannot fail.
+    let _ = serde_json::to_writer(&mut *out, s);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_is_kept_verbatim_and_trimmed() {
+        let p = Payload::from_json(&b"  {\"b\":1, \"a\" :2.50}\n"[..]).unwrap();
+        assert_eq!(&*p.to_json(), b"{\"b\":1, \"a\" :2.50}");
+        assert!(Payload::from_json(&b"{\"a\":1} x"[..]).is_err());
+        assert!(Payload::from_json(&b""[..]).is_err());
+    }
+
+    #[test]
+    fn converts_between_encodings() {
+        let p = Payload::from_json(&br#"{"a":[1,-2,2.5,"x",null,true]}"#[..]).unwrap();
+        let mp = p.to_msgpack().into_owned();
+        let back = Payload::from_msgpack(mp).unwrap();
+        assert_eq!(&*back.to_json(), br#"{"a":[1,-2,2.5,"x",null,true]}"#);
+    }
+
+    #[test]
+    fn binary_in_json_is_base64() {
+        let p = Payload::binary(vec![0u8, 1, 2, 255]);
+        assert_eq!(&*p.to_json(), b"\"AAEC/w==\"");
+        assert_eq!(&*p.to_msgpack(), &[0xc4, 4, 0, 1, 2, 255]);
+        let from_mp = Payload::from_msgpack(vec![0xc4, 1, 7]).unwrap();
+        assert_eq!(from_mp.kind(), PayloadKind::Binary);
+    }
+
+    #[test]
+    fn rejects_trailing_msgpack() {
+        assert!(Payload::from_msgpack(vec![0xc0, 0xc0]).is_err());
+        assert!(Payload::from_msgpack(vec![0x92, 0x01]).is_err());
+    }
+}
