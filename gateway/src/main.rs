@@ -1,1 +1,154 @@
-fn main(){}
+//! `livegate`: the gateway binary.
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use livegate::config::Config;
+use livegate::App;
+use tracing_subscriber::EnvFilter;
+
+/// livegate: a real-time streaming gateway (WebSocket, SSE, long-poll).
+#[derive(Parser)]
+#[command(version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the gateway and its live page.
+    Serve(ServeArgs),
+}
+
+/// Flags override `LIVEGATE_*` variables, which override the config file.
+#[derive(Args)]
+struct ServeArgs {
+    /// TOML config file.
+    #[arg(long, env = "LIVEGATE_CONFIG")]
+    config: Option<PathBuf>,
+    /// HTTP address; port 0 picks a free port (printed on the first line).
+    #[arg(long, env = "LIVEGATE_LISTEN")]
+    listen: Option<SocketAddr>,
+    /// Require this key to publish over HTTP.
+    #[arg(long, env = "LIVEGATE_API_KEY", hide_env_values = true)]
+    api_key: Option<String>,
+    /// Heartbeat interval in milliseconds [default: 25000].
+    #[arg(long, env = "LIVEGATE_HEARTBEAT_MS")]
+    heartbeat_ms: Option<u64>,
+    /// Drop a WebSocket peer silent this long, in milliseconds [default: 60000].
+    #[arg(long, env = "LIVEGATE_IDLE_TIMEOUT_MS")]
+    idle_timeout_ms: Option<u64>,
+    /// Outbound frames queued per connection before it is cut as a slow consumer [default: 1024].
+    #[arg(long, env = "LIVEGATE_QUEUE_SIZE")]
+    queue_size: Option<usize>,
+    /// Largest incoming message or HTTP publish body in bytes [default: 1048576].
+    #[arg(long, env = "LIVEGATE_MAX_FRAME_BYTES")]
+    max_frame_bytes: Option<usize>,
+    /// Topics per connection [default: 256].
+    #[arg(long, env = "LIVEGATE_MAX_SUBSCRIPTIONS")]
+    max_subscriptions: Option<usize>,
+    /// Default long-poll wait in milliseconds [default: 25000].
+    #[arg(long, env = "LIVEGATE_POLL_TIMEOUT_MS")]
+    poll_timeout_ms: Option<u64>,
+    /// Do not publish machine and gateway figures on $sys.* topics.
+    #[arg(long, env = "LIVEGATE_NO_SYSTEM_PUBLISHER")]
+    no_system_publisher: bool,
+    /// Interval of the $sys.* publisher in milliseconds [default: 1000].
+    #[arg(long, env = "LIVEGATE_SYSTEM_INTERVAL_MS")]
+    system_interval_ms: Option<u64>,
+    /// Log filter, e.g. `info` or `livegate=debug`.
+    #[arg(long, env = "LIVEGATE_LOG", default_value = "info")]
+    log: String,
+}
+
+impl ServeArgs {
+    fn config(&self) -> anyhow::Result<Config> {
+        let mut c = match &self.config {
+            Some(path) => Config::from_file(path)?,
+            None => Config::default(),
+        };
+        macro_rules! take {
+            ($($field:ident),*) => { $( if let Some(v) = self.$field.clone() { c.$field = v; } )* };
+        }
+        take!(listen, heartbeat_ms, idle_timeout_ms, queue_size, max_frame_bytes, max_subscriptions, poll_timeout_ms, system_interval_ms);
+        if self.api_key.is_some() {
+            c.api_key = self.api_key.clone();
+        }
+        if self.no_system_publisher {
+            c.system_publisher = false;
+        }
+        c.validate()?;
+        Ok(c)
+    }
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve(args) => serve(args),
+    }
+}
+
+fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(EnvFilter::try_new(&args.log).context("invalid --log filter")?)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    let config = args.config()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(config.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", config.listen))?;
+        let addr = listener.local_addr()?;
+        {
+            // The first line is the contract for scripts and tests: keep it stable.
+            let mut out = std::io::stdout().lock();
+            writeln!(out, "livegate listening on http://{addr}")?;
+            writeln!(out, "live page: http://{addr}/  ·  publish: curl -X POST http://{addr}/api/publish/demo -d '{{\"hello\":1}}'")?;
+            out.flush()?;
+        }
+        let system = config.system_publisher;
+        let interval = Duration::from_millis(config.system_interval_ms);
+        let app = App::in_memory(config);
+        let publisher = system.then(|| tokio::spawn(livegate::system::run(app.clone(), interval)));
+        livegate::server::serve(app, listener, shutdown_signal()).await;
+        if let Some(p) = publisher {
+            p.abort();
+        }
+        tracing::info!("stopped");
+        Ok(())
+    })
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+}

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import inspect
 import json
 import os
 import queue
@@ -32,6 +33,8 @@ from websockets.sync.client import connect as ws_connect
 
 JSON_PROTO = "livegate.v1.json"
 MSGPACK_PROTO = "livegate.v1.msgpack"
+# websockets >= 16 warns unless a direct (non context-manager) connect opts into legacy=True
+_WS_LEGACY = {"legacy": True} if "legacy" in inspect.signature(ws_connect).parameters else {}
 TIME_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")
 
 
@@ -145,7 +148,7 @@ class WsClient:
         kw.setdefault("ping_interval", None)
         kw.setdefault("open_timeout", 10)
         kw.setdefault("close_timeout", 3)
-        self.ws = ws_connect(url, subprotocols=subprotocols or None, **kw)
+        self.ws = ws_connect(url, subprotocols=subprotocols or None, **_WS_LEGACY, **kw)
         self.backlog: list[dict] = []
         self.raw_log: list[str | bytes] = []
         self.connected: dict | None = None
@@ -339,7 +342,7 @@ class RawWs:
         assert self.status == expect_status, f"handshake status {self.status}, expected {expect_status}: {head!r}"
         if self.status == 101:
             accept = base64.b64encode(hashlib.sha1(
-                (key + "258EAFA5-E914-47DA-95CA-C5AB0DC11B65").encode()).digest()).decode()
+                (key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11").encode()).digest()).decode()
             assert self.headers.get("sec-websocket-accept") == accept, self.headers
         self.eof = False
 
@@ -449,7 +452,11 @@ class RawWs:
         out = []
         deadline = time.monotonic() + timeout
         while True:
-            m = self.recv_message(max(0.01, deadline - time.monotonic()))
+            try:
+                m = self.recv_message(max(0.01, deadline - time.monotonic()))
+            except TimeoutError:
+                raise AssertionError(f"server did not close the connection within {timeout}s; "
+                                     f"got opcodes {[op for op, _ in out]}, last={out[-3:]}")
             if m is None:
                 return out
             out.append(m)

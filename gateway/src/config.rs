@@ -1,0 +1,184 @@
+//! Gateway settings: defaults, a TOML file, `LIVEGATE_*` variables and flags.
+//!
+//! Precedence, highest first: command-line flags, environment variables, the
+//! `--config` file, the embedded defaults.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use livegate_core::topic::{Namespace, NamespaceOptions, Namespaces};
+use serde::Deserialize;
+
+/// Why the settings cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The config file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The config file is not valid TOML for these settings.
+    #[error("invalid config file {path}: {source}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// What the parser said.
+        source: Box<toml::de::Error>,
+    },
+    /// A value is out of range.
+    #[error("invalid setting: {0}")]
+    Invalid(String),
+}
+
+/// The settings of `livegate serve`, as a config file holds them.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// HTTP address (WebSocket, SSE, long-poll, API, live page).
+    pub listen: SocketAddr,
+    /// Key required to publish over HTTP, if set.
+    pub api_key: Option<String>,
+    /// Interval of server heartbeats.
+    pub heartbeat_ms: u64,
+    /// A WebSocket peer silent this long is dropped; an SSE write blocked this long too.
+    pub idle_timeout_ms: u64,
+    /// Outbound frames queued per connection before it counts as a slow consumer.
+    pub queue_size: usize,
+    /// Largest incoming WebSocket message or HTTP publish body.
+    pub max_frame_bytes: usize,
+    /// Topics one connection may subscribe to.
+    pub max_subscriptions: usize,
+    /// Default and longest wait of a long-poll request.
+    pub poll_timeout_ms: u64,
+    /// Whether to publish machine and gateway figures on `$sys.*`.
+    pub system_publisher: bool,
+    /// Interval of the system publisher.
+    pub system_interval_ms: u64,
+    /// Options of topics no namespace matches.
+    pub defaults: NamespaceOptions,
+    /// Namespaces, matched by longest prefix.
+    pub namespaces: Vec<Namespace>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            api_key: None,
+            heartbeat_ms: 25_000,
+            idle_timeout_ms: 60_000,
+            queue_size: 1024,
+            max_frame_bytes: 1 << 20,
+            max_subscriptions: 256,
+            poll_timeout_ms: 25_000,
+            system_publisher: true,
+            system_interval_ms: 1000,
+            defaults: NamespaceOptions::default(),
+            namespaces: Vec::new(),
+        }
+    }
+}
+
+impl Config {
+    /// Reads a TOML config file; keys not given keep their defaults.
+    pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        toml::from_str(&text).map_err(|source| ConfigError::Parse {
+            path: path.to_owned(),
+            source: Box::new(source),
+        })
+    }
+
+    /// Checks ranges and relations between values.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |m: &str| Err(ConfigError::Invalid(m.to_owned()));
+        if self.heartbeat_ms < 50 {
+            return bad("heartbeat_ms must be at least 50");
+        }
+        if self.idle_timeout_ms <= self.heartbeat_ms {
+            return bad("idle_timeout_ms must be greater than heartbeat_ms");
+        }
+        if self.queue_size == 0 {
+            return bad("queue_size must be at least 1");
+        }
+        if self.max_frame_bytes < 256 {
+            return bad("max_frame_bytes must be at least 256");
+        }
+        if self.max_subscriptions == 0 {
+            return bad("max_subscriptions must be at least 1");
+        }
+        if !(100..=60_000).contains(&self.poll_timeout_ms) {
+            return bad("poll_timeout_ms must be between 100 and 60000");
+        }
+        if self.system_interval_ms < 100 {
+            return bad("system_interval_ms must be at least 100");
+        }
+        if matches!(self.api_key.as_deref(), Some("")) {
+            return bad("api_key must not be empty (leave it unset to disable the check)");
+        }
+        Ok(())
+    }
+
+    /// The namespaces with their defaults, ready for the hub.
+    pub fn namespaces(&self) -> Namespaces {
+        Namespaces::new(self.namespaces.clone(), self.defaults.clone())
+    }
+
+    /// Heartbeat interval.
+    pub fn heartbeat(&self) -> Duration {
+        Duration::from_millis(self.heartbeat_ms)
+    }
+
+    /// Idle timeout.
+    pub fn idle_timeout(&self) -> Duration {
+        Duration::from_millis(self.idle_timeout_ms)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_overrides_defaults_and_keeps_the_rest() {
+        let cfg: Config = toml::from_str(
+            r#"
+            listen = "127.0.0.1:9000"
+            queue_size = 8
+            [defaults]
+            history_size = 50
+            [[namespaces]]
+            prefix = "chat."
+            client_publish = true
+            history_size = 5
+            "#,
+        )
+        .unwrap();
+        assert_eq!(cfg.listen.port(), 9000);
+        assert_eq!(cfg.queue_size, 8);
+        assert_eq!(cfg.heartbeat_ms, 25_000);
+        let ns = cfg.namespaces();
+        assert!(ns.options_for("chat.x").client_publish);
+        assert_eq!(ns.options_for("chat.x").history_size, 5);
+        assert_eq!(ns.options_for("other").history_size, 50);
+        assert!(cfg.validate().is_ok());
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_are_refused() {
+        assert!(toml::from_str::<Config>("lisen = \"x\"").is_err());
+        let cfg = Config {
+            idle_timeout_ms: 100,
+            heartbeat_ms: 200,
+            ..Config::default()
+        };
+        assert!(cfg.validate().is_err());
+    }
+}

@@ -1,0 +1,562 @@
+//! The hub: topics, their history and their subscribers; fan-out.
+//!
+//! A publication is encoded at most once per encoding ([`SharedPublication`])
+//! and every subscriber's queue gets the same `Arc`; a connection whose queue
+//! is full is closed as a slow consumer and never blocks the others. Replay
+//! and registration happen under the topic's lock, so a subscriber sees every
+//! publication after its position exactly once, in order.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError, RwLock, Weak};
+
+use bytes::Bytes;
+use livegate_core::history::{Bounds, History, Unrecoverable};
+use livegate_core::protocol::{Position, Publication, ServerFrame};
+use livegate_core::topic::Namespaces;
+use livegate_core::{Encoding, ErrorCode, Payload};
+use tokio::sync::{mpsc, Notify};
+
+use crate::close::CloseReason;
+use crate::stats::Stats;
+
+/// A publication with its frames, encoded on first use, once per encoding.
+#[derive(Debug)]
+pub struct SharedPublication {
+    /// The publication.
+    pub publication: Publication,
+    encoded: [OnceLock<Bytes>; 2],
+}
+
+impl SharedPublication {
+    fn new(publication: Publication) -> Self {
+        Self {
+            publication,
+            encoded: [OnceLock::new(), OnceLock::new()],
+        }
+    }
+
+    /// Its whole `publication` frame in `encoding`.
+    pub fn frame(&self, encoding: Encoding) -> &Bytes {
+        self.encoded[encoding.index()]
+            .get_or_init(|| Bytes::from(encoding.encode_publication(&self.publication)))
+    }
+}
+
+/// A shared publication.
+pub type SharedPub = Arc<SharedPublication>;
+
+/// What a connection's queue holds.
+#[derive(Debug)]
+pub enum Outbound {
+    /// A live publication.
+    Publication(SharedPub),
+    /// The answer to a subscribe, with the publications replayed.
+    Subscribed {
+        /// Request id.
+        id: Option<u64>,
+        /// The topic's position when the subscription started.
+        position: Position,
+        /// The topic.
+        topic: Arc<str>,
+        /// Whether the replay is complete.
+        recovered: bool,
+        /// Missed publications, oldest first.
+        replay: Vec<SharedPub>,
+    },
+    /// The answer to a history request.
+    History {
+        /// Request id.
+        id: Option<u64>,
+        /// The topic.
+        topic: Arc<str>,
+        /// The topic's position.
+        position: Position,
+        /// Publications, oldest first.
+        publications: Vec<SharedPub>,
+        /// Whether more follow.
+        more: bool,
+    },
+    /// Any other frame.
+    Frame(ServerFrame),
+}
+
+impl Outbound {
+    /// The bytes of this item in `encoding`; publications reuse shared bytes.
+    pub fn encode(&self, encoding: Encoding) -> Bytes {
+        match self {
+            Self::Publication(p) => p.frame(encoding).clone(),
+            Self::Subscribed {
+                id,
+                position,
+                topic,
+                recovered,
+                replay,
+            } => {
+                let head = ServerFrame::Subscribed {
+                    id: *id,
+                    topic: topic.to_string(),
+                    epoch: position.epoch.clone(),
+                    offset: position.offset,
+                    recovered: *recovered,
+                    publications: Vec::new(),
+                };
+                let frames: Vec<&Bytes> = replay.iter().map(|p| p.frame(encoding)).collect();
+                Bytes::from(encoding.encode_with_publications(&head, &frames))
+            }
+            Self::History {
+                id,
+                topic,
+                position,
+                publications,
+                more,
+            } => {
+                let head = ServerFrame::History {
+                    id: *id,
+                    topic: topic.to_string(),
+                    epoch: position.epoch.clone(),
+                    offset: position.offset,
+                    publications: Vec::new(),
+                    more: *more,
+                };
+                let frames: Vec<&Bytes> = publications.iter().map(|p| p.frame(encoding)).collect();
+                Bytes::from(encoding.encode_with_publications(&head, &frames))
+            }
+            Self::Frame(f) => Bytes::from(encoding.encode_server(f)),
+        }
+    }
+}
+
+/// One subscriber-side connection as the hub sees it: a bounded queue and a
+/// close signal. Transports own the receiving end and the socket.
+#[derive(Debug)]
+pub struct Connection {
+    /// Hub-wide id.
+    pub id: u64,
+    tx: mpsc::Sender<Outbound>,
+    close_reason: AtomicU8,
+    close_signal: Notify,
+}
+
+impl Connection {
+    /// Queues an item. Returns false when the connection is closing or its
+    /// queue is full, in which case it is closed as a slow consumer.
+    pub fn send(&self, item: Outbound) -> bool {
+        match self.tx.try_send(item) {
+            Ok(()) => true,
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                self.close(CloseReason::SlowConsumer);
+                false
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => false,
+        }
+    }
+
+    /// Asks the transport to close the connection. The first reason wins;
+    /// returns whether this call's did.
+    pub fn close(&self, reason: CloseReason) -> bool {
+        let won = self
+            .close_reason
+            .compare_exchange(0, reason as u8, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok();
+        if won {
+            // One waiter (the transport's writer); a stored permit covers the
+            // case where it is not waiting right now.
+            self.close_signal.notify_one();
+        }
+        won
+    }
+
+    /// Why the connection is closing, if it is.
+    pub fn close_reason(&self) -> Option<CloseReason> {
+        CloseReason::from_u8(self.close_reason.load(Ordering::Acquire))
+    }
+
+    /// Resolves once [`Connection::close`] was called. Only one task may wait.
+    pub async fn closed(&self) -> CloseReason {
+        loop {
+            if let Some(r) = self.close_reason() {
+                return r;
+            }
+            self.close_signal.notified().await;
+        }
+    }
+}
+
+struct TopicState {
+    name: Arc<str>,
+    history: History<SharedPub>,
+    subscribers: HashMap<u64, Arc<Connection>>,
+}
+
+/// A page of history.
+#[derive(Debug)]
+pub struct HistoryPage {
+    /// The topic's current position.
+    pub position: Position,
+    /// Publications, oldest first.
+    pub publications: Vec<SharedPub>,
+    /// Whether more follow the last one.
+    pub more: bool,
+}
+
+/// Why a subscribe was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SubscribeError {
+    /// The connection already has this topic.
+    AlreadySubscribed,
+    /// The connection is closing (its queue overflowed).
+    Closing,
+}
+
+/// Topics, subscribers, fan-out.
+pub struct Hub {
+    topics: RwLock<HashMap<Arc<str>, Arc<Mutex<TopicState>>>>,
+    namespaces: Namespaces,
+    stats: Arc<Stats>,
+    connections: Mutex<HashMap<u64, Weak<Connection>>>,
+    next_id: AtomicU64,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic elsewhere must not take the hub down with it.
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// A fresh epoch: 8 random base-36 characters.
+pub fn new_epoch() -> String {
+    random_token(8)
+}
+
+/// `n` random base-36 characters (time-seeded if the OS has no randomness).
+pub fn random_token(n: usize) -> String {
+    const ALPHABET: &[u8] = b"0123456789abcdefghijklmnopqrstuvwxyz";
+    let mut buf = vec![0u8; n];
+    if getrandom::fill(&mut buf).is_err() {
+        let seed = crate::now_ms() ^ u64::from(std::process::id());
+        for (i, b) in buf.iter_mut().enumerate() {
+            *b = (seed >> ((i * 7) % 57)) as u8 ^ (i as u8).wrapping_mul(31);
+        }
+    }
+    buf.iter()
+        .map(|b| ALPHABET[*b as usize % ALPHABET.len()] as char)
+        .collect()
+}
+
+impl Hub {
+    /// An empty hub.
+    pub fn new(namespaces: Namespaces, stats: Arc<Stats>) -> Self {
+        Self {
+            topics: RwLock::new(HashMap::new()),
+            namespaces,
+            stats,
+            connections: Mutex::new(HashMap::new()),
+            next_id: AtomicU64::new(1),
+        }
+    }
+
+    /// The namespace options in force.
+    pub fn namespaces(&self) -> &Namespaces {
+        &self.namespaces
+    }
+
+    /// A new connection with a queue of `queue_size` items; the hub keeps a
+    /// weak reference for shutdown.
+    pub fn connect(&self, queue_size: usize) -> (Arc<Connection>, mpsc::Receiver<Outbound>) {
+        let (tx, rx) = mpsc::channel(queue_size);
+        let conn = Arc::new(Connection {
+            id: self.next_id.fetch_add(1, Ordering::Relaxed),
+            tx,
+            close_reason: AtomicU8::new(0),
+            close_signal: Notify::new(),
+        });
+        lock(&self.connections).insert(conn.id, Arc::downgrade(&conn));
+        (conn, rx)
+    }
+
+    /// Forgets a connection: its subscriptions on `topics` and its entry.
+    pub fn disconnect<'a>(&self, conn: &Connection, topics: impl IntoIterator<Item = &'a str>) {
+        for t in topics {
+            self.unsubscribe(conn.id, t);
+        }
+        lock(&self.connections).remove(&conn.id);
+    }
+
+    /// Asks every connection to close with `reason`.
+    pub fn close_all(&self, reason: CloseReason) {
+        let conns: Vec<Arc<Connection>> = lock(&self.connections)
+            .values()
+            .filter_map(Weak::upgrade)
+            .collect();
+        for c in conns {
+            c.close(reason);
+        }
+    }
+
+    /// Connections still open.
+    pub fn connection_count(&self) -> usize {
+        lock(&self.connections).len()
+    }
+
+    fn topic(&self, name: &str) -> Arc<Mutex<TopicState>> {
+        if let Some(t) = self
+            .topics
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(name)
+        {
+            return t.clone();
+        }
+        let mut topics = self.topics.write().unwrap_or_else(PoisonError::into_inner);
+        topics
+            .entry(Arc::from(name))
+            .or_insert_with_key(|key| {
+                let opts = self.namespaces.options_for(name);
+                self.stats.topic_created();
+                Arc::new(Mutex::new(TopicState {
+                    name: key.clone(),
+                    history: History::new(
+                        new_epoch(),
+                        Bounds {
+                            max_len: opts.history_size,
+                            max_age_ms: opts.history_ttl_secs.saturating_mul(1000),
+                        },
+                    ),
+                    subscribers: HashMap::new(),
+                }))
+            })
+            .clone()
+    }
+
+    /// Number of topics.
+    pub fn topic_count(&self) -> usize {
+        self.topics.read().unwrap_or_else(PoisonError::into_inner).len()
+    }
+
+    /// Sequences a publication on this node and fans it out. Topic and event
+    /// names must be valid; permission checks are the caller's.
+    pub fn publish(
+        &self,
+        topic: &str,
+        event: Option<String>,
+        data: Payload,
+        now_ms: u64,
+    ) -> SharedPub {
+        let t = self.topic(topic);
+        let mut st = lock(&t);
+        let publication = Arc::new(SharedPublication::new(Publication {
+            topic: st.name.to_string(),
+            epoch: st.history.epoch().to_owned(),
+            offset: st.history.next_offset(),
+            event,
+            data,
+            time_ms: now_ms,
+        }));
+        st.history.append(now_ms, publication.clone());
+        let mut delivered = 0;
+        let mut dropped = Vec::new();
+        for (id, conn) in &st.subscribers {
+            if conn.send(Outbound::Publication(publication.clone())) {
+                delivered += 1;
+            } else {
+                dropped.push(*id);
+            }
+        }
+        for id in dropped {
+            if let Some(conn) = st.subscribers.remove(&id) {
+                if conn.close_reason() == Some(CloseReason::SlowConsumer) {
+                    tracing::debug!(conn = id, topic, "slow consumer cut");
+                }
+            }
+        }
+        drop(st);
+        self.stats.published(delivered);
+        publication
+    }
+
+    /// Subscribes a connection: queues a `subscribed` item with the replay
+    /// since `since`, then live publications, with nothing lost or doubled
+    /// between them.
+    pub fn subscribe(
+        &self,
+        conn: &Arc<Connection>,
+        topic: &str,
+        since: Option<&Position>,
+        id: Option<u64>,
+        now_ms: u64,
+    ) -> Result<bool, SubscribeError> {
+        let t = self.topic(topic);
+        let mut st = lock(&t);
+        if st.subscribers.contains_key(&conn.id) {
+            return Err(SubscribeError::AlreadySubscribed);
+        }
+        let position = st.history.position();
+        let (recovered, replay) = match since {
+            None => (false, Vec::new()),
+            Some(pos) => match st.history.since(Some(pos), now_ms) {
+                Ok(entries) => (true, entries.map(|e| e.value.clone()).collect()),
+                Err(_) => (false, Vec::new()),
+            },
+        };
+        let replayed = replay.len() as u64;
+        let item = Outbound::Subscribed {
+            id,
+            position,
+            topic: st.name.clone(),
+            recovered,
+            replay,
+        };
+        if !conn.send(item) {
+            return Err(SubscribeError::Closing);
+        }
+        st.subscribers.insert(conn.id, conn.clone());
+        drop(st);
+        self.stats.delivered(replayed);
+        Ok(recovered)
+    }
+
+    /// Removes a subscription; returns whether there was one.
+    pub fn unsubscribe(&self, conn_id: u64, topic: &str) -> bool {
+        let t = self
+            .topics
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(topic)
+            .cloned();
+        t.is_some_and(|t| lock(&t).subscribers.remove(&conn_id).is_some())
+    }
+
+    /// Up to `limit` publications after `since` (from the oldest kept when
+    /// `None`), or why the position cannot be served.
+    pub fn history(
+        &self,
+        topic: &str,
+        since: Option<&Position>,
+        limit: usize,
+        now_ms: u64,
+    ) -> Result<HistoryPage, Unrecoverable> {
+        let t = self.topic(topic);
+        let mut st = lock(&t);
+        let position = st.history.position();
+        let entries = st.history.since(since, now_ms)?;
+        let total = entries.len();
+        let publications = entries.take(limit).map(|e| e.value.clone()).collect();
+        Ok(HistoryPage {
+            position,
+            publications,
+            more: total > limit,
+        })
+    }
+}
+
+/// Maps a refused subscribe to its error code.
+impl SubscribeError {
+    /// The `error` frame code, when the client is told.
+    pub fn code(self) -> Option<ErrorCode> {
+        match self {
+            Self::AlreadySubscribed => Some(ErrorCode::AlreadySubscribed),
+            Self::Closing => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hub() -> Hub {
+        Hub::new(Namespaces::default(), Arc::new(Stats::default()))
+    }
+
+    fn json(s: &str) -> Payload {
+        Payload::from_json(s.to_owned()).unwrap()
+    }
+
+    fn offsets(rx: &mut mpsc::Receiver<Outbound>) -> Vec<u64> {
+        let mut out = Vec::new();
+        while let Ok(item) = rx.try_recv() {
+            match item {
+                Outbound::Publication(p) => out.push(p.publication.offset),
+                Outbound::Subscribed { replay, .. } => {
+                    out.extend(replay.iter().map(|p| p.publication.offset))
+                }
+                _ => {}
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn fan_out_shares_one_encoding() {
+        let hub = hub();
+        let (a, mut ra) = hub.connect(16);
+        let (b, mut rb) = hub.connect(16);
+        hub.subscribe(&a, "t", None, None, 0).unwrap();
+        hub.subscribe(&b, "t", None, None, 0).unwrap();
+        let _ = (ra.try_recv(), rb.try_recv()); // subscribed
+        hub.publish("t", None, json("{\"x\":1}"), 1);
+        let (Ok(Outbound::Publication(pa)), Ok(Outbound::Publication(pb))) =
+            (ra.try_recv(), rb.try_recv())
+        else {
+            panic!("both subscribers get the publication");
+        };
+        assert!(Arc::ptr_eq(&pa, &pb));
+        let fa = pa.frame(Encoding::Json).clone();
+        let fb = pb.frame(Encoding::Json).clone();
+        assert_eq!(fa.as_ptr(), fb.as_ptr(), "encoded once, bytes shared");
+    }
+
+    #[test]
+    fn slow_consumer_is_cut_and_others_keep_receiving() {
+        let hub = hub();
+        let (slow, _slow_rx) = hub.connect(4);
+        let (fast, mut fast_rx) = hub.connect(1024);
+        hub.subscribe(&slow, "t", None, None, 0).unwrap();
+        hub.subscribe(&fast, "t", None, None, 0).unwrap();
+        for i in 0..100 {
+            hub.publish("t", None, json(&i.to_string()), i);
+        }
+        assert_eq!(slow.close_reason(), Some(CloseReason::SlowConsumer));
+        assert_eq!(offsets(&mut fast_rx), (1..=100).collect::<Vec<_>>());
+        assert_eq!(fast.close_reason(), None);
+    }
+
+    #[test]
+    fn resubscribe_replays_the_gap_exactly_once() {
+        let hub = hub();
+        let (c, mut rx) = hub.connect(64);
+        hub.subscribe(&c, "t", None, None, 0).unwrap();
+        for i in 1..=5 {
+            hub.publish("t", None, json("1"), i);
+        }
+        assert_eq!(offsets(&mut rx), vec![1, 2, 3, 4, 5]);
+        let epoch = match hub.history("t", None, 1, 5) {
+            Ok(page) => page.position.epoch,
+            Err(e) => panic!("{e}"),
+        };
+        assert!(hub.unsubscribe(c.id, "t"));
+        for i in 6..=8 {
+            hub.publish("t", None, json("1"), i);
+        }
+        let since = Position { epoch, offset: 5 };
+        assert_eq!(hub.subscribe(&c, "t", Some(&since), None, 9), Ok(true));
+        hub.publish("t", None, json("1"), 10);
+        assert_eq!(offsets(&mut rx), vec![6, 7, 8, 9]);
+        assert_eq!(
+            hub.subscribe(&c, "t", None, None, 11),
+            Err(SubscribeError::AlreadySubscribed)
+        );
+    }
+
+    #[test]
+    fn unknown_epoch_is_not_recovered() {
+        let hub = hub();
+        let (c, _rx) = hub.connect(8);
+        hub.publish("t", None, json("1"), 1);
+        let since = Position {
+            epoch: "other".into(),
+            offset: 1,
+        };
+        assert_eq!(hub.subscribe(&c, "t", Some(&since), None, 2), Ok(false));
+    }
+}

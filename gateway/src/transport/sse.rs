@@ -1,0 +1,277 @@
+//! Server-Sent Events `/sse`: one stream, several topics, resumable with the
+//! browser's own `Last-Event-ID` (every publication's id is a cursor holding
+//! the position of every topic of the stream).
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderValue};
+use axum::response::{IntoResponse, Response};
+use bytes::{BufMut, Bytes, BytesMut};
+use livegate_core::cursor::format_cursor;
+use livegate_core::protocol::{Position, ServerFrame};
+use livegate_core::Encoding;
+use tokio::sync::mpsc;
+
+use crate::close::CloseReason;
+use crate::hub::{random_token, Connection, Outbound};
+use crate::server::ConnControl;
+use crate::stats::{ConnectionGuard, Transport};
+use crate::transport::parse_topic_query;
+use crate::App;
+
+/// How long a closing stream may take to deliver its last event before the
+/// TCP connection is dropped.
+const CLOSE_GRACE: Duration = Duration::from_secs(1);
+/// Most queued items put in one chunk.
+const BATCH: usize = 64;
+
+/// `GET /sse?topic=a&topic=b[&since=CURSOR]`.
+pub async fn handler(State(app): State<Arc<App>>, req: Request) -> Response {
+    let last_event_id = req
+        .headers()
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty())
+        .map(str::to_owned);
+    let query = match parse_topic_query(
+        req.uri().query(),
+        "since",
+        last_event_id.as_deref(),
+        app.config.max_subscriptions,
+    ) {
+        Ok(q) => q,
+        Err(e) => return e.into_response(),
+    };
+    let counted = app.stats.connection(Transport::Sse);
+    let (conn, rx) = app.hub.connect(app.config.queue_size);
+    let mut positions = HashMap::new();
+    let now = crate::now_ms();
+    for topic in &query.topics {
+        let since = query.cursor.get(topic);
+        if let Some(pos) = since {
+            positions.insert(topic.clone(), pos.clone());
+        }
+        // A fresh connection's queue holds at most max_subscriptions items here.
+        let _ = app.hub.subscribe(&conn, topic, since, None, now);
+    }
+    let mut first = BytesMut::new();
+    first.put_slice(b"retry: 1000\n\n");
+    event(
+        &mut first,
+        None,
+        "connected",
+        &Encoding::Json.encode_server(&ServerFrame::Connected {
+            client_id: format!("{}-{}", conn.id, random_token(6)),
+            heartbeat_ms: app.config.heartbeat_ms,
+        }),
+    );
+    let alive = Arc::new(());
+    let last_poll = Arc::new(AtomicU64::new(crate::now_ms()));
+    tokio::spawn(watchdog(
+        Arc::downgrade(&alive),
+        conn.clone(),
+        last_poll.clone(),
+        req.extensions().get::<Arc<ConnControl>>().cloned(),
+        app.config.heartbeat(),
+        app.config.idle_timeout_ms,
+    ));
+    let state = StreamState {
+        app: app.clone(),
+        conn,
+        rx,
+        topics: query.topics,
+        positions,
+        first: Some(first.freeze()),
+        done: false,
+        ping: tokio::time::interval_at(
+            tokio::time::Instant::now() + app.config.heartbeat(),
+            app.config.heartbeat(),
+        ),
+        last_poll,
+        _alive: alive,
+        _counted: counted,
+    };
+    let stream = futures_util::stream::unfold(state, |mut st| async move {
+        let chunk = st.next_chunk().await?;
+        Some((Ok::<_, Infallible>(chunk), st))
+    });
+    let mut res = Body::from_stream(stream).into_response();
+    let h = res.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    h.insert("x-accel-buffering", HeaderValue::from_static("no"));
+    res
+}
+
+struct StreamState {
+    app: Arc<App>,
+    conn: Arc<Connection>,
+    rx: mpsc::Receiver<Outbound>,
+    topics: Vec<String>,
+    positions: HashMap<String, Position>,
+    first: Option<Bytes>,
+    done: bool,
+    ping: tokio::time::Interval,
+    last_poll: Arc<AtomicU64>,
+    _alive: Arc<()>,
+    _counted: ConnectionGuard,
+}
+
+impl Drop for StreamState {
+    fn drop(&mut self) {
+        let topics = std::mem::take(&mut self.topics);
+        self.app
+            .hub
+            .disconnect(&self.conn, topics.iter().map(String::as_str));
+    }
+}
+
+impl StreamState {
+    async fn next_chunk(&mut self) -> Option<Bytes> {
+        if let Some(first) = self.first.take() {
+            return Some(first);
+        }
+        if self.done {
+            return None;
+        }
+        self.last_poll.store(crate::now_ms(), Ordering::Relaxed);
+        let mut out = BytesMut::new();
+        tokio::select! {
+            biased;
+            reason = self.conn.closed() => {
+                self.done = true;
+                if !reason.announced() {
+                    return None;
+                }
+                let frame = ServerFrame::Disconnect {
+                    code: reason.code().to_owned(),
+                    reason: reason.explain().to_owned(),
+                    reconnect: reason.reconnect(),
+                };
+                event(&mut out, None, "disconnect", &Encoding::Json.encode_server(&frame));
+            }
+            item = self.rx.recv() => {
+                let item = item?;
+                self.write_item(&mut out, item);
+                for _ in 1..BATCH {
+                    match self.rx.try_recv() {
+                        Ok(item) => self.write_item(&mut out, item),
+                        Err(_) => break,
+                    }
+                }
+            }
+            _ = self.ping.tick() => out.put_slice(b": ping\n\n"),
+        }
+        Some(out.freeze())
+    }
+
+    fn cursor(&self) -> String {
+        format_cursor(
+            self.topics
+                .iter()
+                .filter_map(|t| self.positions.get(t).map(|p| (t.as_str(), p))),
+        )
+    }
+
+    fn write_item(&mut self, out: &mut BytesMut, item: Outbound) {
+        match item {
+            Outbound::Publication(p) => {
+                self.positions
+                    .insert(p.publication.topic.clone(), p.publication.position());
+                let id = self.cursor();
+                event(out, Some(&id), "publication", p.frame(Encoding::Json));
+            }
+            Outbound::Subscribed {
+                id,
+                position,
+                topic,
+                recovered,
+                replay,
+            } => {
+                if !recovered {
+                    self.positions.insert(topic.to_string(), position.clone());
+                }
+                let head = Outbound::Subscribed {
+                    id,
+                    position,
+                    topic,
+                    recovered,
+                    replay: Vec::new(),
+                };
+                event(out, None, "subscribed", &head.encode(Encoding::Json));
+                for p in replay {
+                    self.write_item(out, Outbound::Publication(p));
+                }
+            }
+            other => {
+                let bytes = other.encode(Encoding::Json);
+                let kind = match &other {
+                    Outbound::Frame(ServerFrame::Error { .. }) => "error",
+                    _ => "message",
+                };
+                event(out, None, kind, &bytes);
+            }
+        }
+    }
+}
+
+/// Writes one SSE event. JSON has no raw newlines inside strings, so a
+/// payload's line breaks are whitespace and may start new `data:` lines.
+fn event(out: &mut BytesMut, id: Option<&str>, kind: &str, data: &[u8]) {
+    if let Some(id) = id {
+        out.put_slice(b"id: ");
+        out.put_slice(id.as_bytes());
+        out.put_u8(b'\n');
+    }
+    out.put_slice(b"event: ");
+    out.put_slice(kind.as_bytes());
+    out.put_slice(b"\ndata: ");
+    for &b in data {
+        if b == b'\n' || b == b'\r' {
+            out.put_slice(b"\ndata: ");
+        } else {
+            out.put_u8(b);
+        }
+    }
+    out.put_slice(b"\n\n");
+}
+
+/// Closes a stream whose writes stay blocked past the idle timeout, and
+/// drops the TCP connection of a closing stream that cannot deliver its last
+/// event: hyper stops polling a body it cannot write, so the stream itself
+/// would never notice.
+async fn watchdog(
+    alive: Weak<()>,
+    conn: Arc<Connection>,
+    last_poll: Arc<AtomicU64>,
+    control: Option<Arc<ConnControl>>,
+    heartbeat: Duration,
+    idle_timeout_ms: u64,
+) {
+    let tick = heartbeat.min(Duration::from_millis(250));
+    loop {
+        tokio::time::sleep(tick).await;
+        if alive.strong_count() == 0 {
+            return;
+        }
+        let stalled = crate::now_ms().saturating_sub(last_poll.load(Ordering::Relaxed));
+        if stalled > idle_timeout_ms {
+            conn.close(CloseReason::HeartbeatTimeout);
+        }
+        if conn.close_reason().is_some() {
+            tokio::time::sleep(CLOSE_GRACE).await;
+            if alive.strong_count() > 0 {
+                if let Some(c) = &control {
+                    c.abort();
+                }
+            }
+            return;
+        }
+    }
+}
