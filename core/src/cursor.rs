@@ -31,7 +31,9 @@ pub fn parse_cursor(s: &str) -> Result<Vec<(String, Position)>, CursorError> {
         if epoch.is_empty() || !epoch.bytes().all(|b| b.is_ascii_alphanumeric()) {
             return Err(bad("the epoch is not alphanumeric"));
         }
-        let offset = offset.parse().map_err(|_| bad("the offset is not a number"))?;
+        let offset = offset
+            .parse()
+            .map_err(|_| bad("the offset is not a number"))?;
         if out.iter().any(|(t, _)| t == topic) {
             return Err(bad("the topic appears twice"));
         }
@@ -68,8 +70,14 @@ mod tests {
 
     #[test]
     fn round_trip() {
-        let a = Position { epoch: "k3f9".into(), offset: 42 };
-        let b = Position { epoch: "p0q1".into(), offset: 0 };
+        let a = Position {
+            epoch: "k3f9".into(),
+            offset: 42,
+        };
+        let b = Position {
+            epoch: "p0q1".into(),
+            offset: 0,
+        };
         let s = format_cursor([("metrics.cpu", &a), ("$sys.x/y", &b)]);
         assert_eq!(s, "metrics.cpu:k3f9:42,$sys.x/y:p0q1:0");
         assert_eq!(
@@ -81,7 +89,16 @@ mod tests {
 
     #[test]
     fn rejects_garbage() {
-        for bad in ["a", "a:b", "a:b:c", "a b:e:1", "a:e-1:1", "a:e:1,a:e:2", "a::1", "a:e:-1"] {
+        for bad in [
+            "a",
+            "a:b",
+            "a:b:c",
+            "a b:e:1",
+            "a:e-1:1",
+            "a:e:1,a:e:2",
+            "a::1",
+            "a:e:-1",
+        ] {
             assert!(parse_cursor(bad).is_err(), "{bad}");
         }
     }

@@ -37,7 +37,9 @@ pub enum Unrecoverable {
     #[error("the topic's history restarted (epoch changed)")]
     EpochChanged,
     /// Publications after the position are no longer kept.
-    #[error("publications after offset {requested} are no longer kept (oldest kept: {oldest_kept})")]
+    #[error(
+        "publications after offset {requested} are no longer kept (oldest kept: {oldest_kept})"
+    )]
     Expired {
         /// The position's offset.
         requested: u64,
@@ -172,11 +174,20 @@ mod tests {
     use super::*;
 
     fn hist(max_len: usize, max_age_ms: u64) -> History<u64> {
-        History::new("e1".into(), Bounds { max_len, max_age_ms })
+        History::new(
+            "e1".into(),
+            Bounds {
+                max_len,
+                max_age_ms,
+            },
+        )
     }
 
     fn pos(epoch: &str, offset: u64) -> Position {
-        Position { epoch: epoch.into(), offset }
+        Position {
+            epoch: epoch.into(),
+            offset,
+        }
     }
 
     fn offsets<'a>(it: impl Iterator<Item = &'a Entry<u64>>) -> Vec<u64> {
@@ -198,9 +209,18 @@ mod tests {
         for i in 1..=5 {
             h.append(i, i * 10);
         }
-        assert_eq!(offsets(h.since(Some(&pos("e1", 2)), 5).unwrap()), vec![3, 4, 5]);
-        assert_eq!(offsets(h.since(Some(&pos("e1", 5)), 5).unwrap()), Vec::<u64>::new());
-        assert_eq!(offsets(h.since(Some(&pos("e1", 0)), 5).unwrap()), vec![1, 2, 3, 4, 5]);
+        assert_eq!(
+            offsets(h.since(Some(&pos("e1", 2)), 5).unwrap()),
+            vec![3, 4, 5]
+        );
+        assert_eq!(
+            offsets(h.since(Some(&pos("e1", 5)), 5).unwrap()),
+            Vec::<u64>::new()
+        );
+        assert_eq!(
+            offsets(h.since(Some(&pos("e1", 0)), 5).unwrap()),
+            vec![1, 2, 3, 4, 5]
+        );
         assert_eq!(offsets(h.since(None, 5).unwrap()), vec![1, 2, 3, 4, 5]);
     }
 
@@ -211,10 +231,16 @@ mod tests {
             h.append(i, i);
         }
         // Kept: 3, 4, 5. From 2 the next needed is 3: fine. From 1, 2 is gone.
-        assert_eq!(offsets(h.since(Some(&pos("e1", 2)), 5).unwrap()), vec![3, 4, 5]);
+        assert_eq!(
+            offsets(h.since(Some(&pos("e1", 2)), 5).unwrap()),
+            vec![3, 4, 5]
+        );
         assert_eq!(
             h.since(Some(&pos("e1", 1)), 5).err(),
-            Some(Unrecoverable::Expired { requested: 1, oldest_kept: 3 })
+            Some(Unrecoverable::Expired {
+                requested: 1,
+                oldest_kept: 3
+            })
         );
     }
 
@@ -227,7 +253,10 @@ mod tests {
         // At 1_600 the cutoff is 600: offsets 1 and 2 are gone.
         assert_eq!(offsets(h.since(None, 1_600).unwrap()), vec![3]);
         assert!(h.since(Some(&pos("e1", 1)), 1_600).is_err());
-        assert_eq!(offsets(h.since(Some(&pos("e1", 2)), 1_600).unwrap()), vec![3]);
+        assert_eq!(
+            offsets(h.since(Some(&pos("e1", 2)), 1_600).unwrap()),
+            vec![3]
+        );
         // Everything expired: a client at the latest offset is still recovered.
         assert_eq!(h.since(Some(&pos("e1", 3)), 10_000).unwrap().len(), 0);
         assert!(h.since(Some(&pos("e1", 2)), 10_000).is_err());
@@ -237,10 +266,16 @@ mod tests {
     fn other_epoch_or_future_offset_is_unrecoverable() {
         let mut h = hist(10, 60_000);
         h.append(1, 1);
-        assert_eq!(h.since(Some(&pos("e0", 1)), 1).err(), Some(Unrecoverable::EpochChanged));
+        assert_eq!(
+            h.since(Some(&pos("e0", 1)), 1).err(),
+            Some(Unrecoverable::EpochChanged)
+        );
         assert_eq!(
             h.since(Some(&pos("e1", 7)), 1).err(),
-            Some(Unrecoverable::Ahead { requested: 7, latest: 1 })
+            Some(Unrecoverable::Ahead {
+                requested: 7,
+                latest: 1
+            })
         );
     }
 

@@ -67,8 +67,8 @@ impl Payload {
     /// Surrounding whitespace is dropped, everything else is kept as sent.
     pub fn from_json(text: impl Into<Bytes>) -> Result<Self, PayloadError> {
         let text: Bytes = text.into();
-        let raw: &serde_json::value::RawValue = serde_json::from_slice(&text)
-            .map_err(|e| PayloadError::InvalidJson(e.to_string()))?;
+        let raw: &serde_json::value::RawValue =
+            serde_json::from_slice(&text).map_err(|e| PayloadError::InvalidJson(e.to_string()))?;
         let trimmed = raw.get().as_bytes();
         if trimmed.len() == text.len() {
             return Ok(Self(Repr::Json(text)));
@@ -270,9 +270,7 @@ fn write_msgpack_as_json(value: &rmpv::Value, out: &mut Vec<u8>) {
                     out.push(b',');
                 }
                 match k {
-                    Value::String(s) => {
-                        write_json_str(&String::from_utf8_lossy(s.as_bytes()), out)
-                    }
+                    Value::String(s) => write_json_str(&String::from_utf8_lossy(s.as_bytes()), out),
                     // JSON keys are strings: other keys are written as their JSON text.
                     other => {
                         let mut key = Vec::new();

@@ -35,12 +35,17 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
     (if m <= 2 { y + 1 } else { y }, m, d)
 }
 
-
 /// Parses the form [`format_rfc3339_millis`] writes (`YYYY-MM-DDTHH:MM:SS.mmmZ`,
 /// the fraction optional and of 1 to 9 digits) back to milliseconds.
 pub fn parse_rfc3339_millis(s: &str) -> Option<u64> {
     let b = s.as_bytes();
-    if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || b[10] != b'T' || b[13] != b':' || b[16] != b':' {
+    if b.len() < 20
+        || b[4] != b'-'
+        || b[7] != b'-'
+        || b[10] != b'T'
+        || b[13] != b':'
+        || b[16] != b':'
+    {
         return None;
     }
     let num = |r: std::ops::Range<usize>| -> Option<u64> {
@@ -76,7 +81,10 @@ pub fn parse_rfc3339_millis(s: &str) -> Option<u64> {
     }
     let days = days_from_civil(year as i64, month as i64, day as i64);
     let secs = days.checked_mul(86_400)? + (hour * 3600 + min * 60 + sec) as i64;
-    u64::try_from(secs).ok()?.checked_mul(1000)?.checked_add(millis)
+    u64::try_from(secs)
+        .ok()?
+        .checked_mul(1000)?
+        .checked_add(millis)
 }
 
 fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
@@ -116,9 +124,22 @@ mod tests {
         for ms in [0, 1, 951_782_400_000, 1_795_343_400_123, 4_107_542_399_999] {
             assert_eq!(parse_rfc3339_millis(&format_rfc3339_millis(ms)), Some(ms));
         }
-        assert_eq!(parse_rfc3339_millis("2026-11-22T10:30:00Z"), Some(1_795_343_400_000));
-        assert_eq!(parse_rfc3339_millis("2026-11-22T10:30:00.5Z"), Some(1_795_343_400_500));
-        for bad in ["", "2026-11-22 10:30:00Z", "2026-13-22T10:30:00Z", "2026-11-22T10:30:00.Z", "2026-11-22T10:30:00+01:00", "2026-1a-22T10:30:00Z"] {
+        assert_eq!(
+            parse_rfc3339_millis("2026-11-22T10:30:00Z"),
+            Some(1_795_343_400_000)
+        );
+        assert_eq!(
+            parse_rfc3339_millis("2026-11-22T10:30:00.5Z"),
+            Some(1_795_343_400_500)
+        );
+        for bad in [
+            "",
+            "2026-11-22 10:30:00Z",
+            "2026-13-22T10:30:00Z",
+            "2026-11-22T10:30:00.Z",
+            "2026-11-22T10:30:00+01:00",
+            "2026-1a-22T10:30:00Z",
+        ] {
             assert_eq!(parse_rfc3339_millis(bad), None, "{bad}");
         }
     }

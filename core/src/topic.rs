@@ -155,7 +155,7 @@ impl Namespaces {
             Some(i) => list.remove(i).options,
             None => default,
         };
-        list.sort_by(|a, b| b.prefix.len().cmp(&a.prefix.len()));
+        list.sort_by_key(|n| std::cmp::Reverse(n.prefix.len()));
         Self { list, default }
     }
 
@@ -185,10 +185,22 @@ mod tests {
         }
         assert!(matches!(validate_topic(""), Err(NameError::Empty(_))));
         assert!(matches!(validate_topic("$"), Err(NameError::Empty(_))));
-        assert!(matches!(validate_topic("a b"), Err(NameError::BadChar { ch: ' ', .. })));
-        assert!(matches!(validate_topic("a$b"), Err(NameError::BadChar { ch: '$', .. })));
-        assert!(matches!(validate_topic("a:b"), Err(NameError::BadChar { ch: ':', .. })));
-        assert!(matches!(validate_topic("é"), Err(NameError::BadChar { .. })));
+        assert!(matches!(
+            validate_topic("a b"),
+            Err(NameError::BadChar { ch: ' ', .. })
+        ));
+        assert!(matches!(
+            validate_topic("a$b"),
+            Err(NameError::BadChar { ch: '$', .. })
+        ));
+        assert!(matches!(
+            validate_topic("a:b"),
+            Err(NameError::BadChar { ch: ':', .. })
+        ));
+        assert!(matches!(
+            validate_topic("é"),
+            Err(NameError::BadChar { .. })
+        ));
         assert!(validate_topic(&"x".repeat(MAX_TOPIC_LEN)).is_ok());
         assert!(matches!(
             validate_topic(&"x".repeat(MAX_TOPIC_LEN + 1)),
@@ -214,7 +226,10 @@ mod tests {
                 ..Default::default()
             },
         };
-        let all = Namespaces::new(vec![ns("chat.", 10), ns("chat.vip.", 20)], NamespaceOptions::default());
+        let all = Namespaces::new(
+            vec![ns("chat.", 10), ns("chat.vip.", 20)],
+            NamespaceOptions::default(),
+        );
         assert_eq!(all.options_for("chat.vip.1").history_size, 20);
         assert_eq!(all.options_for("chat.1").history_size, 10);
         assert_eq!(all.options_for("other").history_size, 1000);

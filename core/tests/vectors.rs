@@ -35,29 +35,179 @@ enum Frame {
 
 fn frames() -> Vec<(&'static str, Frame)> {
     use Frame::{Client, Server};
-    let since = Some(Position { epoch: "k3f9x2aa".into(), offset: 41 });
+    let since = Some(Position {
+        epoch: "k3f9x2aa".into(),
+        offset: 41,
+    });
     vec![
-        ("subscribe", Client(ClientFrame::Subscribe { id: Some(1), topic: "metrics.cpu".into(), since: None })),
-        ("subscribe_since", Client(ClientFrame::Subscribe { id: Some(1), topic: "metrics.cpu".into(), since: since.clone() })),
-        ("unsubscribe", Client(ClientFrame::Unsubscribe { id: Some(2), topic: "metrics.cpu".into() })),
-        ("publish", Client(ClientFrame::Publish { id: Some(3), topic: "alerts".into(), event: Some("threshold_exceeded".into()), data: json_payload(r#"{"host":"db-1","cpu":97.5,"tags":["prod"],"ok":false,"note":null}"#) })),
-        ("publish_no_id_string", Client(ClientFrame::Publish { id: None, topic: "chat.room1".into(), event: None, data: json_payload(r#""héllo \"world\"""#) })),
-        ("publish_binary", Client(ClientFrame::Publish { id: Some(9), topic: "blobs".into(), event: None, data: Payload::binary(vec![0u8, 1, 2, 253, 254, 255]) })),
-        ("history", Client(ClientFrame::History { id: Some(4), topic: "alerts".into(), since: since.clone(), limit: Some(100) })),
+        (
+            "subscribe",
+            Client(ClientFrame::Subscribe {
+                id: Some(1),
+                topic: "metrics.cpu".into(),
+                since: None,
+            }),
+        ),
+        (
+            "subscribe_since",
+            Client(ClientFrame::Subscribe {
+                id: Some(1),
+                topic: "metrics.cpu".into(),
+                since: since.clone(),
+            }),
+        ),
+        (
+            "unsubscribe",
+            Client(ClientFrame::Unsubscribe {
+                id: Some(2),
+                topic: "metrics.cpu".into(),
+            }),
+        ),
+        (
+            "publish",
+            Client(ClientFrame::Publish {
+                id: Some(3),
+                topic: "alerts".into(),
+                event: Some("threshold_exceeded".into()),
+                data: json_payload(
+                    r#"{"host":"db-1","cpu":97.5,"tags":["prod"],"ok":false,"note":null}"#,
+                ),
+            }),
+        ),
+        (
+            "publish_no_id_string",
+            Client(ClientFrame::Publish {
+                id: None,
+                topic: "chat.room1".into(),
+                event: None,
+                data: json_payload(r#""héllo \"world\"""#),
+            }),
+        ),
+        (
+            "publish_binary",
+            Client(ClientFrame::Publish {
+                id: Some(9),
+                topic: "blobs".into(),
+                event: None,
+                data: Payload::binary(vec![0u8, 1, 2, 253, 254, 255]),
+            }),
+        ),
+        (
+            "history",
+            Client(ClientFrame::History {
+                id: Some(4),
+                topic: "alerts".into(),
+                since: since.clone(),
+                limit: Some(100),
+            }),
+        ),
         ("ping", Client(ClientFrame::Ping { id: Some(5) })),
-        ("refresh", Client(ClientFrame::Refresh { token: "eyJhbGciOi.x.y".into() })),
-        ("connected", Server(ServerFrame::Connected { client_id: "c-7f3a".into(), heartbeat_ms: 25_000 })),
-        ("subscribed_recovered", Server(ServerFrame::Subscribed { id: Some(1), topic: "metrics.cpu".into(), epoch: "k3f9x2aa".into(), offset: 43, recovered: true, publications: vec![publication(42, json_payload(r#"{"v":1}"#), None), publication(43, json_payload(r#"{"v":2}"#), Some("snapshot_update"))] })),
-        ("subscribed_not_recovered", Server(ServerFrame::Subscribed { id: None, topic: "metrics.cpu".into(), epoch: "p0q1r2s3".into(), offset: 0, recovered: false, publications: vec![] })),
-        ("unsubscribed", Server(ServerFrame::Unsubscribed { id: Some(2), topic: "metrics.cpu".into() })),
-        ("publication", Server(ServerFrame::Publication(publication(58, json_payload(r#"{"usage":12.5,"cores":[10,15]}"#), Some("snapshot_update"))))),
-        ("publication_binary", Server(ServerFrame::Publication(publication(59, Payload::binary(vec![222u8, 173, 190, 239]), None)))),
-        ("publication_scalar", Server(ServerFrame::Publication(publication(60, json_payload("-12"), None)))),
-        ("ack", Server(ServerFrame::Ack { id: Some(3), topic: "alerts".into(), epoch: "k3f9x2aa".into(), offset: 12 })),
-        ("history_result", Server(ServerFrame::History { id: Some(4), topic: "metrics.cpu".into(), epoch: "k3f9x2aa".into(), offset: 42, more: false, publications: vec![publication(42, json_payload("[1,2]"), None)] })),
+        (
+            "refresh",
+            Client(ClientFrame::Refresh {
+                token: "eyJhbGciOi.x.y".into(),
+            }),
+        ),
+        (
+            "connected",
+            Server(ServerFrame::Connected {
+                client_id: "c-7f3a".into(),
+                heartbeat_ms: 25_000,
+            }),
+        ),
+        (
+            "subscribed_recovered",
+            Server(ServerFrame::Subscribed {
+                id: Some(1),
+                topic: "metrics.cpu".into(),
+                epoch: "k3f9x2aa".into(),
+                offset: 43,
+                recovered: true,
+                publications: vec![
+                    publication(42, json_payload(r#"{"v":1}"#), None),
+                    publication(43, json_payload(r#"{"v":2}"#), Some("snapshot_update")),
+                ],
+            }),
+        ),
+        (
+            "subscribed_not_recovered",
+            Server(ServerFrame::Subscribed {
+                id: None,
+                topic: "metrics.cpu".into(),
+                epoch: "p0q1r2s3".into(),
+                offset: 0,
+                recovered: false,
+                publications: vec![],
+            }),
+        ),
+        (
+            "unsubscribed",
+            Server(ServerFrame::Unsubscribed {
+                id: Some(2),
+                topic: "metrics.cpu".into(),
+            }),
+        ),
+        (
+            "publication",
+            Server(ServerFrame::Publication(publication(
+                58,
+                json_payload(r#"{"usage":12.5,"cores":[10,15]}"#),
+                Some("snapshot_update"),
+            ))),
+        ),
+        (
+            "publication_binary",
+            Server(ServerFrame::Publication(publication(
+                59,
+                Payload::binary(vec![222u8, 173, 190, 239]),
+                None,
+            ))),
+        ),
+        (
+            "publication_scalar",
+            Server(ServerFrame::Publication(publication(
+                60,
+                json_payload("-12"),
+                None,
+            ))),
+        ),
+        (
+            "ack",
+            Server(ServerFrame::Ack {
+                id: Some(3),
+                topic: "alerts".into(),
+                epoch: "k3f9x2aa".into(),
+                offset: 12,
+            }),
+        ),
+        (
+            "history_result",
+            Server(ServerFrame::History {
+                id: Some(4),
+                topic: "metrics.cpu".into(),
+                epoch: "k3f9x2aa".into(),
+                offset: 42,
+                more: false,
+                publications: vec![publication(42, json_payload("[1,2]"), None)],
+            }),
+        ),
         ("pong", Server(ServerFrame::Pong { id: Some(5) })),
-        ("error", Server(ServerFrame::Error { id: Some(4), code: "history_unavailable".into(), message: "publications after offset 41 are no longer kept".into() })),
-        ("disconnect", Server(ServerFrame::Disconnect { code: "slow_consumer".into(), reason: "outbound queue overflowed".into(), reconnect: true })),
+        (
+            "error",
+            Server(ServerFrame::Error {
+                id: Some(4),
+                code: "history_unavailable".into(),
+                message: "publications after offset 41 are no longer kept".into(),
+            }),
+        ),
+        (
+            "disconnect",
+            Server(ServerFrame::Disconnect {
+                code: "slow_consumer".into(),
+                reason: "outbound queue overflowed".into(),
+                reconnect: true,
+            }),
+        ),
     ]
 }
 
@@ -66,14 +216,42 @@ fn invalid() -> Vec<(&'static str, &'static str, Vec<u8>)> {
     vec![
         ("json_garbage", "bad_frame", b"{\"type\":".to_vec()),
         ("json_array", "bad_frame", b"[1,2]".to_vec()),
-        ("json_unknown_type", "unknown_type", br#"{"type":"teleport","id":1}"#.to_vec()),
-        ("json_missing_topic", "bad_frame", br#"{"type":"subscribe","id":1}"#.to_vec()),
-        ("json_missing_type", "bad_frame", br#"{"id":1,"topic":"a"}"#.to_vec()),
-        ("json_wrong_id_type", "bad_frame", br#"{"type":"ping","id":"x"}"#.to_vec()),
-        ("json_missing_data", "bad_frame", br#"{"type":"publish","topic":"a"}"#.to_vec()),
-        ("msgpack_truncated", "bad_frame", vec![0x82, 0xa4, b't', b'y']),
+        (
+            "json_unknown_type",
+            "unknown_type",
+            br#"{"type":"teleport","id":1}"#.to_vec(),
+        ),
+        (
+            "json_missing_topic",
+            "bad_frame",
+            br#"{"type":"subscribe","id":1}"#.to_vec(),
+        ),
+        (
+            "json_missing_type",
+            "bad_frame",
+            br#"{"id":1,"topic":"a"}"#.to_vec(),
+        ),
+        (
+            "json_wrong_id_type",
+            "bad_frame",
+            br#"{"type":"ping","id":"x"}"#.to_vec(),
+        ),
+        (
+            "json_missing_data",
+            "bad_frame",
+            br#"{"type":"publish","topic":"a"}"#.to_vec(),
+        ),
+        (
+            "msgpack_truncated",
+            "bad_frame",
+            vec![0x82, 0xa4, b't', b'y'],
+        ),
         ("msgpack_not_map", "bad_frame", vec![0x92, 0x01, 0x02]),
-        ("msgpack_unknown_type", "unknown_type", [vec![0x81, 0xa4], b"type".to_vec(), vec![0xa1, b'x']].concat()),
+        (
+            "msgpack_unknown_type",
+            "unknown_type",
+            [vec![0x81, 0xa4], b"type".to_vec(), vec![0xa1, b'x']].concat(),
+        ),
     ]
 }
 
@@ -116,7 +294,11 @@ fn build() -> Value {
     let invalid: Vec<Value> = invalid()
         .iter()
         .map(|(name, code, bytes)| {
-            let enc = if name.starts_with("json") { "json" } else { "msgpack" };
+            let enc = if name.starts_with("json") {
+                "json"
+            } else {
+                "msgpack"
+            };
             json!({"name": name, "encoding": enc, "hex": hex(bytes), "error": code})
         })
         .collect();
@@ -135,31 +317,49 @@ fn codecs_match_the_shared_vectors() {
         let text = serde_json::to_string_pretty(&built).expect("serialize") + "\n";
         std::fs::write(path(), text).expect("write vectors");
     }
-    let stored: Value =
-        serde_json::from_str(&std::fs::read_to_string(path()).expect("read tests/vectors/frames.json"))
-            .expect("vectors file is JSON");
-    assert_eq!(stored, built, "encoders disagree with tests/vectors/frames.json");
+    let stored: Value = serde_json::from_str(
+        &std::fs::read_to_string(path()).expect("read tests/vectors/frames.json"),
+    )
+    .expect("vectors file is JSON");
+    assert_eq!(
+        stored, built,
+        "encoders disagree with tests/vectors/frames.json"
+    );
 
     // Decoding the stored bytes gives back the typed frame, in both encodings.
-    for ((name, frame), v) in frames().iter().zip(stored["valid"].as_array().expect("valid")) {
+    for ((name, frame), v) in frames()
+        .iter()
+        .zip(stored["valid"].as_array().expect("valid"))
+    {
         assert_eq!(v["name"], *name);
         let json_bytes = v["json"].as_str().expect("json").as_bytes().to_vec();
         let mp_bytes = unhex(v["msgpack_hex"].as_str().expect("hex"));
-        for (enc, bytes) in [(Encoding::Json, &json_bytes), (Encoding::Msgpack, &mp_bytes)] {
+        for (enc, bytes) in [
+            (Encoding::Json, &json_bytes),
+            (Encoding::Msgpack, &mp_bytes),
+        ] {
             match frame {
                 Frame::Client(c) => {
-                    let decoded = enc.decode_client(bytes).unwrap_or_else(|e| panic!("{name} {enc:?}: {e}"));
+                    let decoded = enc
+                        .decode_client(bytes)
+                        .unwrap_or_else(|e| panic!("{name} {enc:?}: {e}"));
                     assert_eq!(&decoded, c, "{name} {enc:?}");
                 }
                 Frame::Server(s) => {
-                    let decoded = enc.decode_server(bytes).unwrap_or_else(|e| panic!("{name} {enc:?}: {e}"));
+                    let decoded = enc
+                        .decode_server(bytes)
+                        .unwrap_or_else(|e| panic!("{name} {enc:?}: {e}"));
                     assert_eq!(&decoded, s, "{name} {enc:?}");
                 }
             }
         }
     }
     for v in stored["invalid"].as_array().expect("invalid") {
-        let enc = if v["encoding"] == "json" { Encoding::Json } else { Encoding::Msgpack };
+        let enc = if v["encoding"] == "json" {
+            Encoding::Json
+        } else {
+            Encoding::Msgpack
+        };
         let err = enc
             .decode_client(&unhex(v["hex"].as_str().expect("hex")))
             .expect_err(v["name"].as_str().unwrap_or("?"));
@@ -174,7 +374,10 @@ fn json_payload_bytes_are_spliced_verbatim() {
     let frame = ServerFrame::Publication(publication(1, data, None));
     let bytes = Encoding::Json.encode_server(&frame);
     let text = String::from_utf8(bytes).expect("utf-8");
-    assert!(text.contains(r#""data":{"z": 1.50, "a":[ 1e3 ]}"#), "{text}");
+    assert!(
+        text.contains(r#""data":{"z": 1.50, "a":[ 1e3 ]}"#),
+        "{text}"
+    );
 }
 
 #[test]

@@ -70,7 +70,9 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/api/stats", get(stats))
         .route("/health", get(health))
         .route("/metrics", get(metrics))
-        .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint") })
+        .fallback(|| async {
+            ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
+        })
         .with_state(app)
 }
 
@@ -88,7 +90,10 @@ async fn stats(State(app): State<Arc<App>>) -> Response {
 
 async fn metrics(State(app): State<Arc<App>>) -> Response {
     (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
         app.stats.prometheus(),
     )
         .into_response()
@@ -132,7 +137,11 @@ async fn read_body(app: &App, req: Request) -> Result<(HeaderMap, String, Bytes)
             format!("the body exceeds max_frame_bytes ({max} bytes) or could not be read"),
         )
     })?;
-    Ok((parts.headers, parts.uri.query().unwrap_or("").to_owned(), bytes))
+    Ok((
+        parts.headers,
+        parts.uri.query().unwrap_or("").to_owned(),
+        bytes,
+    ))
 }
 
 fn check_names(topic: &str, event: Option<&str>) -> Result<(), ApiError> {
@@ -145,7 +154,11 @@ fn check_names(topic: &str, event: Option<&str>) -> Result<(), ApiError> {
         ));
     }
     if let Some(Err(e)) = event.map(validate_event) {
-        return Err(ApiError::new(StatusCode::BAD_REQUEST, "bad_event", e.to_string()));
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad_event",
+            e.to_string(),
+        ));
     }
     Ok(())
 }
@@ -158,7 +171,12 @@ async fn publish(app: &App, topic: &str, event: Option<String>, data: Payload) -
             "offset": p.publication.offset,
         }))
         .into_response(),
-        Err(e) => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", e.to_string()).into_response(),
+        Err(e) => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            e.to_string(),
+        )
+        .into_response(),
     }
 }
 
@@ -209,7 +227,11 @@ async fn publish_json(State(app): State<Arc<App>>, req: Request) -> Response {
 }
 
 /// `POST /api/publish/{topic}[?event=NAME]` with the payload as the body.
-async fn publish_body(State(app): State<Arc<App>>, Path(topic): Path<String>, req: Request) -> Response {
+async fn publish_body(
+    State(app): State<Arc<App>>,
+    Path(topic): Path<String>,
+    req: Request,
+) -> Response {
     let (headers, query, bytes) = match read_body(&app, req).await {
         Ok(b) => b,
         Err(e) => return e.into_response(),
@@ -226,7 +248,13 @@ async fn publish_body(State(app): State<Arc<App>>, Path(topic): Path<String>, re
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .map(|v| v.split(';').next().unwrap_or("").trim().to_ascii_lowercase())
+        .map(|v| {
+            v.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase()
+        })
         .unwrap_or_default();
     let payload = match content_type.as_str() {
         "" | "application/json" => Payload::from_json(bytes).map_err(|e| e.to_string()),
@@ -259,27 +287,33 @@ async fn publish_body(State(app): State<Arc<App>>, Path(topic): Path<String>, re
 
 /// `GET /api/topics/{topic}/history[?since=EPOCH:OFFSET][&limit=N]`.
 async fn history(State(app): State<Arc<App>>, Path(rest): Path<String>, req: Request) -> Response {
-    match history_inner(&app, &rest, req.uri().query().unwrap_or("")) {
-        Ok(r) | Err(r) => r,
-    }
+    history_inner(&app, &rest, req.uri().query().unwrap_or(""))
+        .unwrap_or_else(IntoResponse::into_response)
 }
 
-fn history_inner(app: &App, rest: &str, query: &str) -> Result<Response, Response> {
+fn history_inner(app: &App, rest: &str, query: &str) -> Result<Response, ApiError> {
     let Some(topic) = rest.strip_suffix("/history") else {
-        return Err(ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint; try /api/topics/{topic}/history").into_response());
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "no such endpoint; try /api/topics/{topic}/history",
+        ));
     };
-    validate_topic(topic).map_err(|e| ApiError::bad_topic(&e.to_string()).into_response())?;
+    validate_topic(topic).map_err(|e| ApiError::bad_topic(&e.to_string()))?;
     let mut since = None;
     let mut limit = DEFAULT_HISTORY_LIMIT;
     for (k, v) in form_urlencoded::parse(query.as_bytes()) {
         match &*k {
             "since" => {
-                let parsed = v
-                    .split_once(':')
-                    .and_then(|(e, o)| Some(Position { epoch: e.to_owned(), offset: o.parse().ok()? }));
-                since = Some(parsed.ok_or_else(|| {
-                    ApiError::bad_request("since must be EPOCH:OFFSET").into_response()
-                })?);
+                let parsed = v.split_once(':').and_then(|(e, o)| {
+                    Some(Position {
+                        epoch: e.to_owned(),
+                        offset: o.parse().ok()?,
+                    })
+                });
+                since = Some(
+                    parsed.ok_or_else(|| ApiError::bad_request("since must be EPOCH:OFFSET"))?,
+                );
             }
             "limit" => {
                 limit = v
@@ -292,7 +326,6 @@ fn history_inner(app: &App, rest: &str, query: &str) -> Result<Response, Respons
                             "bad_limit",
                             format!("limit must be between 1 and {MAX_HISTORY_LIMIT}"),
                         )
-                        .into_response()
                     })?;
             }
             _ => {}
@@ -302,7 +335,11 @@ fn history_inner(app: &App, rest: &str, query: &str) -> Result<Response, Respons
         .hub
         .history(topic, since.as_ref(), limit as usize, crate::now_ms())
         .map_err(|e: Unrecoverable| {
-            ApiError::new(StatusCode::GONE, "history_unavailable", unrecoverable_message(&e)).into_response()
+            ApiError::new(
+                StatusCode::GONE,
+                "history_unavailable",
+                unrecoverable_message(&e),
+            )
         })?;
     let frame = Outbound::History {
         id: None,

@@ -330,7 +330,10 @@ impl Hub {
 
     /// Number of topics.
     pub fn topic_count(&self) -> usize {
-        self.topics.read().unwrap_or_else(PoisonError::into_inner).len()
+        self.topics
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len()
     }
 
     /// Sequences a publication on this node and fans it out. Topic and event

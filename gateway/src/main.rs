@@ -75,7 +75,16 @@ impl ServeArgs {
         macro_rules! take {
             ($($field:ident),*) => { $( if let Some(v) = self.$field.clone() { c.$field = v; } )* };
         }
-        take!(listen, heartbeat_ms, idle_timeout_ms, queue_size, max_frame_bytes, max_subscriptions, poll_timeout_ms, system_interval_ms);
+        take!(
+            listen,
+            heartbeat_ms,
+            idle_timeout_ms,
+            queue_size,
+            max_frame_bytes,
+            max_subscriptions,
+            poll_timeout_ms,
+            system_interval_ms
+        );
         if self.api_key.is_some() {
             c.api_key = self.api_key.clone();
         }
@@ -111,11 +120,12 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             .with_context(|| format!("cannot listen on {}", config.listen))?;
         let addr = listener.local_addr()?;
         {
-            // The first line is the contract for scripts and tests: keep it stable.
+            // The first line is the contract for scripts and tests: keep it
+            // stable. A reader that closed stdout must not stop the gateway.
             let mut out = std::io::stdout().lock();
-            writeln!(out, "livegate listening on http://{addr}")?;
-            writeln!(out, "live page: http://{addr}/  ·  publish: curl -X POST http://{addr}/api/publish/demo -d '{{\"hello\":1}}'")?;
-            out.flush()?;
+            let _ = writeln!(out, "livegate listening on http://{addr}");
+            let _ = writeln!(out, "live page: http://{addr}/  ·  publish: curl -X POST http://{addr}/api/publish/demo -d '{{\"hello\":1}}'");
+            let _ = out.flush();
         }
         let system = config.system_publisher;
         let interval = Duration::from_millis(config.system_interval_ms);

@@ -10,7 +10,13 @@ use sysinfo::{Disks, Networks, System};
 use crate::App;
 
 /// Topics this publisher writes.
-pub const TOPICS: [&str; 5] = ["$sys.cpu", "$sys.memory", "$sys.disk", "$sys.network", "$sys.gateway"];
+pub const TOPICS: [&str; 5] = [
+    "$sys.cpu",
+    "$sys.memory",
+    "$sys.disk",
+    "$sys.network",
+    "$sys.gateway",
+];
 
 struct Sampler {
     system: System,
@@ -71,7 +77,10 @@ impl Sampler {
             .networks
             .iter()
             .map(|(name, data)| {
-                let (r, t) = (data.received() as f64 / secs, data.transmitted() as f64 / secs);
+                let (r, t) = (
+                    data.received() as f64 / secs,
+                    data.transmitted() as f64 / secs,
+                );
                 rx += r;
                 tx += t;
                 json!({"name": name, "rx_bytes_per_sec": r.round(), "tx_bytes_per_sec": t.round()})

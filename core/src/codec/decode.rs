@@ -70,7 +70,8 @@ fn req<T>(v: Option<T>, name: &'static str) -> Result<T, DecodeError> {
 impl Fields {
     pub(super) fn into_client(self) -> Result<ClientFrame, Undecodable> {
         let id = self.id;
-        self.client_inner().map_err(|error| Undecodable { id, error })
+        self.client_inner()
+            .map_err(|error| Undecodable { id, error })
     }
 
     fn client_inner(self) -> Result<ClientFrame, DecodeError> {
@@ -229,7 +230,9 @@ fn json_fields(bytes: &[u8]) -> Result<Fields, Undecodable> {
     }
     let raw: JsonFields<'_> = serde_json::from_slice(bytes).map_err(|e| {
         // A field of the wrong type still lets us read the id for the answer.
-        let id = serde_json::from_slice::<IdOnly>(bytes).ok().and_then(|i| i.id);
+        let id = serde_json::from_slice::<IdOnly>(bytes)
+            .ok()
+            .and_then(|i| i.id);
         Undecodable {
             id,
             error: json_error(e),
@@ -255,10 +258,11 @@ fn json_into_fields(raw: JsonFields<'_>) -> Result<Fields, DecodeError> {
     let data = match raw.data {
         None => None,
         Some(text) if raw.binary == Some(true) => {
-            let s: String = serde_json::from_str(text.get()).map_err(|_| DecodeError::WrongType {
-                field: "data",
-                expected: "a base64 string when \"binary\" is true",
-            })?;
+            let s: String =
+                serde_json::from_str(text.get()).map_err(|_| DecodeError::WrongType {
+                    field: "data",
+                    expected: "a base64 string when \"binary\" is true",
+                })?;
             let bytes = base64::engine::general_purpose::STANDARD
                 .decode(s)
                 .map_err(|_| DecodeError::WrongType {

@@ -189,7 +189,11 @@ fn ty<W: Writer>(w: &mut W, len: usize, name: &str) {
 
 pub(super) fn publication<W: Writer>(w: &mut W, p: &Publication) {
     let binary = W::JSON && p.data.kind() == PayloadKind::Binary;
-    ty(w, 6 + usize::from(p.event.is_some()) + usize::from(binary), "publication");
+    ty(
+        w,
+        6 + usize::from(p.event.is_some()) + usize::from(binary),
+        "publication",
+    );
     w.key("topic");
     w.str(&p.topic);
     w.key("epoch");
@@ -274,7 +278,8 @@ pub(super) fn client_frame<W: Writer>(w: &mut W, frame: &ClientFrame) {
 pub(super) fn server_frame<W: Writer>(w: &mut W, frame: &ServerFrame) {
     match frame {
         ServerFrame::Publication(p) => publication(w, p),
-        ServerFrame::Subscribed { publications, .. } | ServerFrame::History { publications, .. } => {
+        ServerFrame::Subscribed { publications, .. }
+        | ServerFrame::History { publications, .. } => {
             let encoded: Vec<Vec<u8>> = publications
                 .iter()
                 .map(|p| {

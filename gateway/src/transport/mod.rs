@@ -52,7 +52,10 @@ pub(crate) fn parse_topic_query(
         return Err(ApiError::new(
             axum::http::StatusCode::BAD_REQUEST,
             "too_many_subscriptions",
-            format!("{} topics requested, the limit is {max_topics}", topics.len()),
+            format!(
+                "{} topics requested, the limit is {max_topics}",
+                topics.len()
+            ),
         ));
     }
     let cursor_text = extra_cursor.map(str::to_owned).or_else(|| {
@@ -64,7 +67,13 @@ pub(crate) fn parse_topic_query(
     let cursor = match cursor_text {
         None => HashMap::new(),
         Some(text) => parse_cursor(&text)
-            .map_err(|e: CursorError| ApiError::new(axum::http::StatusCode::BAD_REQUEST, "bad_cursor", e.to_string()))?
+            .map_err(|e: CursorError| {
+                ApiError::new(
+                    axum::http::StatusCode::BAD_REQUEST,
+                    "bad_cursor",
+                    e.to_string(),
+                )
+            })?
             .into_iter()
             .collect(),
     };

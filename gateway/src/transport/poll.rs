@@ -29,7 +29,12 @@ pub const MAX_TIMEOUT_MS: u64 = 60_000;
 
 /// `GET /poll?topic=a&topic=b[&cursor=CURSOR][&timeout_ms=N]`.
 pub async fn handler(State(app): State<Arc<App>>, req: Request) -> Response {
-    let query = match parse_topic_query(req.uri().query(), "cursor", None, app.config.max_subscriptions) {
+    let query = match parse_topic_query(
+        req.uri().query(),
+        "cursor",
+        None,
+        app.config.max_subscriptions,
+    ) {
         Ok(q) => q,
         Err(e) => return e.into_response(),
     };
@@ -49,7 +54,9 @@ pub async fn handler(State(app): State<Arc<App>>, req: Request) -> Response {
     let (conn, mut rx) = app.hub.connect(app.config.queue_size);
     let now = crate::now_ms();
     for topic in &query.topics {
-        let _ = app.hub.subscribe(&conn, topic, query.cursor.get(topic), None, now);
+        let _ = app
+            .hub
+            .subscribe(&conn, topic, query.cursor.get(topic), None, now);
     }
     let mut answer = Answer {
         positions: query.cursor.clone(),
@@ -83,7 +90,8 @@ pub async fn handler(State(app): State<Arc<App>>, req: Request) -> Response {
             .iter()
             .filter_map(|t| answer.positions.get(t).map(|p| (t.as_str(), p))),
     );
-    let mut body = BytesMut::with_capacity(64 + answer.frames.iter().map(Bytes::len).sum::<usize>());
+    let mut body =
+        BytesMut::with_capacity(64 + answer.frames.iter().map(Bytes::len).sum::<usize>());
     body.put_slice(b"{\"cursor\":");
     body.put_slice(&serde_json::to_vec(&cursor).unwrap_or_else(|_| b"\"\"".to_vec()));
     body.put_slice(b",\"frames\":[");
@@ -95,8 +103,10 @@ pub async fn handler(State(app): State<Arc<App>>, req: Request) -> Response {
     }
     body.put_slice(b"]}");
     let mut res = body.freeze().into_response();
-    res.headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    res.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     res.headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     res

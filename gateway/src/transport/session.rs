@@ -92,11 +92,13 @@ impl Session {
                         format!("this connection already has {max} subscriptions, the limit"),
                     );
                 }
-                match self
-                    .app
-                    .hub
-                    .subscribe(&self.conn, &topic, since.as_ref(), id, crate::now_ms())
-                {
+                match self.app.hub.subscribe(
+                    &self.conn,
+                    &topic,
+                    since.as_ref(),
+                    id,
+                    crate::now_ms(),
+                ) {
                     Ok(_) => {
                         self.topics.insert(topic);
                     }
@@ -179,7 +181,9 @@ impl Session {
                             more: page.more,
                         });
                     }
-                    Err(e) => self.error(id, ErrorCode::HistoryUnavailable, unrecoverable_message(&e)),
+                    Err(e) => {
+                        self.error(id, ErrorCode::HistoryUnavailable, unrecoverable_message(&e))
+                    }
                 }
             }
             ClientFrame::Ping { id } => self.reply(ServerFrame::Pong { id }),

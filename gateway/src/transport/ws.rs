@@ -82,7 +82,11 @@ pub async fn upgrade(State(app): State<Arc<App>>, mut req: Request) -> Response 
         )
         .into_response();
     }
-    if headers.get(header::SEC_WEBSOCKET_VERSION).map(HeaderValue::as_bytes) != Some(b"13") {
+    if headers
+        .get(header::SEC_WEBSOCKET_VERSION)
+        .map(HeaderValue::as_bytes)
+        != Some(b"13")
+    {
         return ApiError::bad_request("Sec-WebSocket-Version must be 13").into_response();
     }
     let Some(key) = headers.get(header::SEC_WEBSOCKET_KEY) else {
@@ -175,7 +179,11 @@ fn error_reason(e: &WsError) -> CloseReason {
     }
 }
 
-async fn handle_message(session: &mut Session, encoding: Encoding, msg: Message) -> Option<CloseReason> {
+async fn handle_message(
+    session: &mut Session,
+    encoding: Encoding,
+    msg: Message,
+) -> Option<CloseReason> {
     match (msg, encoding) {
         (Message::Text(t), Encoding::Json) => session.handle_bytes(encoding, t.as_bytes()).await,
         (Message::Binary(b), Encoding::Msgpack) => session.handle_bytes(encoding, &b).await,

@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Runs every test of livegate on a fresh Debian machine with Rust installed:
+# installs what the tests need, then lints, builds once (dev profile) and
+# runs the Rust unit/integration tests and the end-to-end pytest suite
+# against the real binary.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/livegate/target}"
+CACHE="${LIVEGATE_CACHE:-$HOME/.cache/livegate}"
+mkdir -p "$CACHE"
+step() { printf '\n== %s\n' "$*"; }
+
+step "installing what the tests need"
+if ! rustup target list --installed 2>/dev/null | grep -qx wasm32-unknown-unknown; then
+  rustup target add wasm32-unknown-unknown
+fi
+rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy rustfmt
+missing=()
+command -v curl >/dev/null || missing+=(curl)
+python3 -c 'import venv, ensurepip' 2>/dev/null || missing+=(python3-venv)
+if [ ${#missing[@]} -gt 0 ]; then
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
+fi
+VENV="$CACHE/venv"
+[ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
+"$VENV/bin/python" -m pip install -q --disable-pip-version-check -r tests/e2e/requirements.txt
+
+step "format and lints"
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets -- -D warnings
+
+step "livegate-core builds for wasm32"
+cargo check -q -p livegate-core --target wasm32-unknown-unknown
+
+step "Rust tests"
+cargo build -q --workspace --bins
+cargo test -q --workspace
+
+step "end-to-end tests against the real binary (pytest)"
+export LIVEGATE_BIN="$CARGO_TARGET_DIR/debug/livegate"
+"$VENV/bin/python" -m pytest -q tests/e2e
