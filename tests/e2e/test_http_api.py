@@ -178,7 +178,7 @@ def test_sse_and_poll_request_errors(gateway):
         assert no_topic.json()["type"] == "error"
         expect_http_error(http.get("/sse", params={"topic": "a b"}), 400, "bad_topic")
         expect_http_error(http.get("/sse", params={"topic": ""}), 400, "bad_topic")
-        for cur in ["nonsense", "t:e", "t:e:x", "t:e:1,,", "t:e:-1"]:
+        for cur in ["nonsense", "t:e", "t:e:x", "t:e:-1", "t:e:99999999999999999999999"]:
             expect_http_error(http.get("/sse", params={"topic": "t", "since": cur}), 400, "bad_cursor")
             expect_http_error(http.get("/sse", params={"topic": "t"}, headers={"last-event-id": cur}),
                               400, "bad_cursor")

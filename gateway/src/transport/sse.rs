@@ -152,6 +152,12 @@ impl StreamState {
                 if !reason.announced() {
                     return None;
                 }
+                if reason == CloseReason::Shutdown {
+                    // What was accepted before the shutdown still reaches the client.
+                    while let Ok(item) = self.rx.try_recv() {
+                        self.write_item(&mut out, item);
+                    }
+                }
                 let frame = ServerFrame::Disconnect {
                     code: reason.code().to_owned(),
                     reason: reason.explain().to_owned(),

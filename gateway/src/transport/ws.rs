@@ -260,6 +260,16 @@ async fn write_loop(
             }
         }
     };
+    if reason == CloseReason::Shutdown {
+        // What was accepted before the shutdown still reaches the client.
+        let _ = tokio::time::timeout(CLOSE_GRACE, async {
+            while let Ok(item) = rx.try_recv() {
+                write_batch(&mut sink, item, &mut rx, encoding).await?;
+            }
+            Ok::<_, WsError>(())
+        })
+        .await;
+    }
     if reason.announced() {
         let frame = ServerFrame::Disconnect {
             code: reason.code().to_owned(),
