@@ -69,6 +69,13 @@ impl Payload {
         let text: Bytes = text.into();
         let raw: &serde_json::value::RawValue =
             serde_json::from_slice(&text).map_err(|e| PayloadError::InvalidJson(e.to_string()))?;
+        // RawValue skips nesting without a depth limit; serde_json's Value
+        // stops at 128 levels, so deeper payloads could not be converted.
+        if json_depth(raw.get().as_bytes()) > MAX_DEPTH {
+            return Err(PayloadError::InvalidJson(format!(
+                "nested deeper than {MAX_DEPTH} levels"
+            )));
+        }
         let trimmed = raw.get().as_bytes();
         if trimmed.len() == text.len() {
             return Ok(Self(Repr::Json(text)));
@@ -87,15 +94,7 @@ impl Payload {
     /// A top-level `bin` becomes a [`PayloadKind::Binary`] payload.
     pub fn from_msgpack(bytes: impl Into<Bytes>) -> Result<Self, PayloadError> {
         let bytes: Bytes = bytes.into();
-        let mut rest = &bytes[..];
-        let value = rmpv::decode::read_value(&mut rest)
-            .map_err(|e| PayloadError::InvalidMsgpack(e.to_string()))?;
-        if !rest.is_empty() {
-            return Err(PayloadError::InvalidMsgpack(format!(
-                "{} trailing bytes after the value",
-                rest.len()
-            )));
-        }
+        let value = read_one_msgpack(&bytes).map_err(PayloadError::InvalidMsgpack)?;
         Ok(Self::from_msgpack_value_bytes(value, bytes))
     }
 
@@ -201,6 +200,109 @@ impl fmt::Debug for Payload {
             Repr::Binary(b) => write!(f, "Binary({b:02x?})"),
         }
     }
+}
+
+/// Deepest nesting accepted in a MessagePack value (serde_json's limit for JSON).
+pub const MAX_DEPTH: usize = 128;
+
+/// Reads exactly one well-formed MessagePack value. The bytes are checked
+/// first without recursion (structure, lengths, nesting depth, the never-valid
+/// marker 0xc1, which rmpv would read as nil), so the recursive reader after
+/// it cannot be driven into a stack overflow.
+pub(crate) fn read_one_msgpack(bytes: &[u8]) -> Result<rmpv::Value, String> {
+    let end = check_msgpack(bytes)?;
+    if end != bytes.len() {
+        return Err(format!(
+            "{} trailing bytes after the value",
+            bytes.len() - end
+        ));
+    }
+    rmpv::decode::read_value(&mut &bytes[..]).map_err(|e| e.to_string())
+}
+
+/// The deepest nesting of arrays and objects in valid JSON text.
+fn json_depth(text: &[u8]) -> usize {
+    let (mut depth, mut max, mut in_string, mut escaped) = (0usize, 0usize, false, false);
+    for &b in text {
+        if in_string {
+            match (escaped, b) {
+                (true, _) => escaped = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"') => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                max = max.max(depth);
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    max
+}
+
+/// Walks one MessagePack value iteratively; returns where it ends.
+fn check_msgpack(bytes: &[u8]) -> Result<usize, String> {
+    let be = |pos: usize, n: usize| -> Result<u64, String> {
+        let raw = bytes.get(pos..pos + n).ok_or("truncated value")?;
+        Ok(raw.iter().fold(0u64, |acc, b| (acc << 8) | u64::from(*b)))
+    };
+    let mut pos = 0usize;
+    // Items still to read at each open level.
+    let mut pending: Vec<u64> = vec![1];
+    while let Some(top) = pending.last_mut() {
+        if *top == 0 {
+            pending.pop();
+            continue;
+        }
+        *top -= 1;
+        let marker = *bytes.get(pos).ok_or("truncated value")?;
+        pos += 1;
+        // (bytes to skip, child items)
+        let (skip, children): (u64, u64) = match marker {
+            0x00..=0x7f | 0xe0..=0xff | 0xc0 | 0xc2 | 0xc3 => (0, 0),
+            0x80..=0x8f => (0, 2 * u64::from(marker & 0x0f)),
+            0x90..=0x9f => (0, u64::from(marker & 0x0f)),
+            0xa0..=0xbf => (u64::from(marker & 0x1f), 0),
+            0xc1 => return Err("reserved marker 0xc1".into()),
+            0xc4 | 0xd9 => (be(pos, 1)? + 1, 0),
+            0xc5 | 0xda => (be(pos, 2)? + 2, 0),
+            0xc6 | 0xdb => (be(pos, 4)? + 4, 0),
+            0xc7 => (be(pos, 1)? + 2, 0),
+            0xc8 => (be(pos, 2)? + 3, 0),
+            0xc9 => (be(pos, 4)? + 5, 0),
+            0xcc | 0xd0 => (1, 0),
+            0xcd | 0xd1 => (2, 0),
+            0xca | 0xce | 0xd2 => (4, 0),
+            0xcb | 0xcf | 0xd3 => (8, 0),
+            0xd4 => (2, 0),
+            0xd5 => (3, 0),
+            0xd6 => (5, 0),
+            0xd7 => (9, 0),
+            0xd8 => (17, 0),
+            0xdc => (2, be(pos, 2)?),
+            0xdd => (4, be(pos, 4)?),
+            0xde => (2, 2 * be(pos, 2)?),
+            0xdf => (4, 2 * be(pos, 4)?),
+        };
+        pos = usize::try_from(skip)
+            .ok()
+            .and_then(|s| pos.checked_add(s))
+            .filter(|p| *p <= bytes.len())
+            .ok_or("truncated value")?;
+        if children > 0 {
+            if pending.len() > MAX_DEPTH {
+                return Err(format!("nested deeper than {MAX_DEPTH} levels"));
+            }
+            pending.push(children);
+        }
+    }
+    Ok(pos)
 }
 
 fn write_json_as_msgpack(value: &serde_json::Value, out: &mut Vec<u8>) {
@@ -330,8 +432,28 @@ mod tests {
     }
 
     #[test]
-    fn rejects_trailing_msgpack() {
+    fn rejects_malformed_msgpack() {
         assert!(Payload::from_msgpack(vec![0xc0, 0xc0]).is_err());
         assert!(Payload::from_msgpack(vec![0x92, 0x01]).is_err());
+        assert!(Payload::from_msgpack(vec![0xc1]).is_err());
+        assert!(Payload::from_msgpack(vec![0x91, 0xc1]).is_err());
+    }
+
+    #[test]
+    fn json_depth_ignores_brackets_in_strings() {
+        assert_eq!(json_depth(br#"{"a":["[[[", "\"[", {"b":1}]}"#), 3);
+        assert_eq!(json_depth(b"1"), 0);
+        let at_limit = "[".repeat(MAX_DEPTH) + &"]".repeat(MAX_DEPTH);
+        assert!(Payload::from_json(at_limit.clone()).is_ok());
+        assert!(Payload::from_json(format!("[{at_limit}]")).is_err());
+    }
+
+    #[test]
+    fn deep_nesting_is_refused_not_a_stack_overflow() {
+        let mut deep = vec![0x91u8; 100_000];
+        deep.push(0xc0);
+        assert!(Payload::from_msgpack(deep).is_err());
+        let deep_json = "[".repeat(100_000) + &"]".repeat(100_000);
+        assert!(Payload::from_json(deep_json).is_err());
     }
 }

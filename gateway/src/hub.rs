@@ -134,6 +134,7 @@ pub struct Connection {
     /// Hub-wide id.
     pub id: u64,
     tx: mpsc::Sender<Outbound>,
+    stats: Arc<Stats>,
     close_reason: AtomicU8,
     close_signal: Notify,
 }
@@ -145,7 +146,10 @@ impl Connection {
         match self.tx.try_send(item) {
             Ok(()) => true,
             Err(mpsc::error::TrySendError::Full(_)) => {
-                self.close(CloseReason::SlowConsumer);
+                if self.close(CloseReason::SlowConsumer) {
+                    self.stats.slow_consumer();
+                    tracing::debug!(conn = self.id, "slow consumer cut");
+                }
                 false
             }
             Err(mpsc::error::TrySendError::Closed(_)) => false,
@@ -267,6 +271,7 @@ impl Hub {
         let conn = Arc::new(Connection {
             id: self.next_id.fetch_add(1, Ordering::Relaxed),
             tx,
+            stats: self.stats.clone(),
             close_reason: AtomicU8::new(0),
             close_signal: Notify::new(),
         });
@@ -366,11 +371,7 @@ impl Hub {
             }
         }
         for id in dropped {
-            if let Some(conn) = st.subscribers.remove(&id) {
-                if conn.close_reason() == Some(CloseReason::SlowConsumer) {
-                    tracing::debug!(conn = id, topic, "slow consumer cut");
-                }
-            }
+            st.subscribers.remove(&id);
         }
         drop(st);
         self.stats.published(delivered);
@@ -520,6 +521,7 @@ mod tests {
             hub.publish("t", None, json(&i.to_string()), i);
         }
         assert_eq!(slow.close_reason(), Some(CloseReason::SlowConsumer));
+        assert_eq!(hub.stats.snapshot().slow_consumers_dropped, 1);
         assert_eq!(offsets(&mut fast_rx), (1..=100).collect::<Vec<_>>());
         assert_eq!(fast.close_reason(), None);
     }

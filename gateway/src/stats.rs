@@ -75,6 +75,12 @@ pub struct Connections {
     pub poll: i64,
 }
 
+impl std::fmt::Debug for Stats {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("Stats").field(&self.snapshot()).finish()
+    }
+}
+
 impl Default for Stats {
     fn default() -> Self {
         let mut registry = Registry::with_prefix("livegate");

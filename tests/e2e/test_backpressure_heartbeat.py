@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+import socket
 import threading
 import time
 
 import pytest
 from websockets.exceptions import ConnectionClosed
 
-from lgclient import (JSON_PROTO, RawWs, WsClient, http_client, parse_close, stats, unique,
+from lgclient import (JSON_PROTO, RawWs, SseParser, WsClient, http_client, parse_close, stats, unique,
                       wait_until)
 
 N_SLOW = 3000
@@ -88,8 +89,6 @@ def test_slow_consumer_is_dropped_fast_one_is_not(gateway_factory):
     assert disc.get("reconnect") is True, disc
     assert len(others) == 1, f"unexpected frames besides publications: {others}"
     assert closes, "no close frame"
-    code, reason = parse_close(closes[0])
-    assert (code, reason) == (4001, "slow_consumer"), (closes, [op for op, _ in msgs][-5:])
     slow.close()
 
     # resume from the last publication the slow consumer handled
@@ -107,6 +106,9 @@ def test_slow_consumer_is_dropped_fast_one_is_not(gateway_factory):
     st = stats(gw)
     assert st["slow_consumers_dropped"] >= 1, st
     fast.close()
+    # checked last so that a wrong close frame does not hide the resume checks above
+    code, reason = parse_close(closes[0])
+    assert (code, reason) == (4001, "slow_consumer"), f"close frame payload {closes[0]!r}"
 
 
 def test_silent_peer_gets_heartbeat_timeout(gateway_factory):
@@ -173,3 +175,82 @@ def test_raw_client_answering_pongs_stays_connected(gateway_factory):
                 break
     finally:
         raw.close()
+
+
+def _dechunk(raw: bytes) -> bytes:
+    """Decode an HTTP/1.1 chunked body, tolerating a truncated end."""
+    out, i = [], 0
+    while i < len(raw):
+        j = raw.find(b"\r\n", i)
+        if j < 0:
+            break
+        size = int(raw[i:j].split(b";")[0] or b"0", 16)
+        if size == 0:
+            break
+        out.append(raw[j + 2:j + 2 + size])
+        i = j + 2 + size + 2
+    return b"".join(out)
+
+
+@pytest.mark.timeout(90)
+def test_sse_blocked_writer_is_closed(gateway_factory):
+    # a huge queue so that the blocked write, not a queue overflow, ends the stream
+    gw = gateway_factory("--heartbeat-ms", "200", "--idle-timeout-ms", "800", "--queue-size", "100000")
+    topic = unique("big.")
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.settimeout(5)
+    sock.connect(("127.0.0.1", gw.port))
+    try:
+        sock.sendall(f"GET /sse?topic={topic} HTTP/1.1\r\nHost: 127.0.0.1:{gw.port}\r\n"
+                     "Accept: text/event-stream\r\n\r\n".encode())
+        buf = b""
+        while b"event: subscribed" not in buf:
+            chunk = sock.recv(4096)
+            assert chunk, buf
+            buf += chunk
+        head = buf.split(b"\r\n\r\n", 1)[0].decode("latin-1").lower()
+        assert head.startswith("http/1.1 200"), head
+        wait_until(lambda: stats(gw)["connections"]["sse"] == 1, 3, msg="sse connected")
+        fast = WsClient(gw.ws_url, "json")
+        fast.subscribe(topic)
+        got: list[dict] = []
+        reader = threading.Thread(target=lambda: got.extend(fast.publications(1500, topic, 60)), daemon=True)
+        reader.start()
+        with http_client(gw) as http:
+            for i in range(1, 1501):
+                r = http.post("/api/publish", json={"topic": topic, "data": _payload(i)})
+                assert r.status_code == 200, r.text
+        # still not reading: the gateway must give up on this stream by itself
+        wait_until(lambda: stats(gw)["connections"]["sse"] == 0, 6, interval=0.2,
+                   msg="blocked SSE stream closed after idle_timeout")
+        reader.join(60)
+        assert [p["offset"] for p in got] == list(range(1, 1501)), "the fast client must get everything"
+        fast.close()
+        # what the blocked client finally reads: a contiguous prefix, then the end of the stream
+        sock.settimeout(5)
+        while True:
+            try:
+                chunk = sock.recv(65536)
+            except (socket.timeout, ConnectionResetError):
+                break
+            if not chunk:
+                break
+            buf += chunk
+        header, _, body = buf.partition(b"\r\n\r\n")
+        if b"transfer-encoding: chunked" in header.lower():
+            body = _dechunk(body)
+        parser = SseParser()
+        frames = []
+        for line in body.decode("utf-8", "replace").split("\n"):
+            ev = parser.feed_line(line.rstrip("\r"))
+            if ev is not None and ev.event == "publication":
+                try:
+                    frames.append(ev.json())
+                except ValueError:
+                    pass  # a truncated last event
+        offsets = [f["offset"] for f in frames]
+        assert offsets == list(range(1, len(offsets) + 1)), offsets[:20]
+        assert len(offsets) < 1500
+    finally:
+        sock.close()

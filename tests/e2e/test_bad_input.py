@@ -286,6 +286,9 @@ def test_subprotocol_negotiation(gateway):
     # the websockets default (permessage-deflate offered) must interoperate too
     with WsClient(gateway.ws_url, "json", compression="deflate") as c:
         c.ping()
+        # a WebSocket-level Ping from the client gets a Pong
+        assert c.ws.ping(b"hi").wait(3), "no Pong for a client Ping"
+        c.ping()
 
 
 def test_protocol_violation_unmasked_frame(gateway, bystander):

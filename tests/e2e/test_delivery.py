@@ -56,6 +56,11 @@ def test_live_publications_in_order(gateway, kind, opened):
 
     pubs = t.publications(50)
     check_sequence(pubs, topic, sub["epoch"], 1, 50)
+    if kind == "sse":
+        for p in pubs:  # a one-topic stream: id is exactly topic:epoch:offset
+            assert parse_cursor(p["_sse_id"]) == {topic: (sub["epoch"], p["offset"])}, p["_sse_id"]
+    if kind == "poll":
+        assert parse_cursor(t.token()) == {topic: (sub["epoch"], 50)}, t.token()
     assert t.quiet(0.3) == [], "duplicate or extra publications"
 
 
@@ -282,12 +287,17 @@ def test_sse_cursor_covers_every_topic(gateway):
         s = SseClient(gateway, [a, b], last_event_id=token)
         try:
             s.expect("connected")
-            for _ in range(2):
-                sub = s.expect("subscribed").json()
-                assert sub["recovered"] is True, sub
-            pubs = s.publications(2)
+            evs = [s.next_event(5) for _ in range(4)]
+            assert None not in evs, evs
+            subs = [e.json() for e in evs if e.event == "subscribed"]
+            pubs = [e.json() for e in evs if e.event == "publication"]
+            assert sorted(x["topic"] for x in subs) == sorted([a, b]), evs
+            assert all(x["recovered"] is True for x in subs), subs
             assert sorted((p["topic"], p["offset"]) for p in pubs) == sorted([(b, 2), (a, 3)])
             assert s.quiet(0.3) == []
+            # protocol.md §4.2: connected, then one subscribed per topic, then the missed publications
+            assert [e.event for e in evs] == ["subscribed", "subscribed", "publication", "publication"], \
+                [(e.event, e.data[:60]) for e in evs]
         finally:
             s.close()
 
@@ -477,3 +487,28 @@ def test_json_payload_forwarded_byte_for_byte(gateway):
             assert payload in msg, f"payload not forwarded verbatim: {msg}"
     finally:
         c.close()
+
+
+@pytest.mark.timeout(60)
+def test_fan_out_to_many_clients(gateway):
+    topic = unique("fan.")
+    ws = [WsClient(gateway.ws_url, "json" if i % 2 else "msgpack") for i in range(16)]
+    sse = [SseClient(gateway, topic) for _ in range(3)]
+    try:
+        for c in ws:
+            c.subscribe(topic)
+        for s in sse:
+            s.expect("connected")
+            s.expect("subscribed")
+        with http_client(gateway) as http:
+            publish_many(http, topic, 1, 100)
+        epochs = set()
+        for got in [c.publications(100, topic) for c in ws] + [s.publications(100) for s in sse]:
+            check_sequence(got, topic, None, 1, 100)
+            epochs |= {p["epoch"] for p in got}
+        assert len(epochs) == 1, epochs
+    finally:
+        for c in ws:
+            c.close()
+        for s in sse:
+            s.close()

@@ -254,3 +254,24 @@ def test_no_system_publisher_flag(gateway):
             "--no-system-publisher must not publish $sys topics"
     finally:
         s.close()
+
+
+def test_history_ttl_drops_old_publications(gateway_factory):
+    gw = gateway_factory(config='[[namespaces]]\nprefix = "ttl."\nhistory_size = 100\nhistory_ttl_secs = 1\n')
+    topic = unique("ttl.")
+    with http_client(gw) as http:
+        acks = [publish(http, topic, i) for i in range(1, 4)]
+        e = acks[0]["epoch"]
+        h = http.get(f"/api/topics/{topic}/history").json()
+        assert [p["offset"] for p in h["publications"]] == [1, 2, 3], h
+        time.sleep(2.5)
+        h = http.get(f"/api/topics/{topic}/history").json()
+        assert h["publications"] == [] and h["offset"] == 3, f"expired publications still held: {h}"
+        r = http.get(f"/api/topics/{topic}/history", params={"since": f"{e}:1"})
+        assert r.status_code == 410, r.text
+    with WsClient(gw.ws_url, "json") as c:
+        sub = c.subscribe(topic, since={"epoch": e, "offset": 1})
+        assert sub["recovered"] is False and sub["publications"] == [] and sub["offset"] == 3, sub
+    with WsClient(gw.ws_url, "json") as c:
+        sub = c.subscribe(topic, since={"epoch": e, "offset": 3})
+        assert sub["recovered"] is True and sub["publications"] == [], "nothing missed is recoverable"

@@ -318,18 +318,11 @@ fn json_into_fields(raw: JsonFields<'_>) -> Result<Fields, DecodeError> {
 // ---- MessagePack ----
 
 fn msgpack_fields(bytes: &[u8]) -> Result<Fields, Undecodable> {
-    let mut rest = bytes;
-    let value = rmpv::decode::read_value(&mut rest).map_err(|e| DecodeError::Malformed {
-        encoding: "MessagePack",
-        detail: e.to_string(),
-    })?;
-    if !rest.is_empty() {
-        return Err(DecodeError::Malformed {
+    let value =
+        crate::payload::read_one_msgpack(bytes).map_err(|detail| DecodeError::Malformed {
             encoding: "MessagePack",
-            detail: format!("{} trailing bytes after the frame", rest.len()),
-        }
-        .into());
-    }
+            detail,
+        })?;
     let rmpv::Value::Map(entries) = value else {
         return Err(DecodeError::NotAnObject.into());
     };

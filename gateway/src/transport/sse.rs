@@ -81,13 +81,13 @@ pub async fn handler(State(app): State<Arc<App>>, req: Request) -> Response {
         app.config.heartbeat(),
         app.config.idle_timeout_ms,
     ));
-    let state = StreamState {
+    let mut state = StreamState {
         app: app.clone(),
         conn,
         rx,
         topics: query.topics,
         positions,
-        first: Some(first.freeze()),
+        first: None,
         done: false,
         ping: tokio::time::interval_at(
             tokio::time::Instant::now() + app.config.heartbeat(),
@@ -97,6 +97,8 @@ pub async fn handler(State(app): State<Arc<App>>, req: Request) -> Response {
         _alive: alive,
         _counted: counted,
     };
+    state.write_subscriptions(&mut first);
+    state.first = Some(first.freeze());
     let stream = futures_util::stream::unfold(state, |mut st| async move {
         let chunk = st.next_chunk().await?;
         Some((Ok::<_, Infallible>(chunk), st))
@@ -178,6 +180,44 @@ impl StreamState {
             _ = self.ping.tick() => out.put_slice(b": ping\n\n"),
         }
         Some(out.freeze())
+    }
+
+    /// The answers to the stream's subscriptions, queued by the handler: every
+    /// `subscribed` first (docs/protocol.md §4.2), then the replays and any
+    /// publication that arrived meanwhile, in queue order.
+    fn write_subscriptions(&mut self, out: &mut BytesMut) {
+        let mut queued = Vec::new();
+        while let Ok(item) = self.rx.try_recv() {
+            queued.push(item);
+        }
+        let mut rest = Vec::with_capacity(queued.len());
+        for item in queued {
+            match item {
+                Outbound::Subscribed {
+                    id,
+                    position,
+                    topic,
+                    recovered,
+                    replay,
+                } => {
+                    self.write_item(
+                        out,
+                        Outbound::Subscribed {
+                            id,
+                            position,
+                            topic,
+                            recovered,
+                            replay: Vec::new(),
+                        },
+                    );
+                    rest.extend(replay.into_iter().map(Outbound::Publication));
+                }
+                other => rest.push(other),
+            }
+        }
+        for item in rest {
+            self.write_item(out, item);
+        }
     }
 
     fn cursor(&self) -> String {

@@ -144,6 +144,7 @@ async fn run(app: Arc<App>, io: Io, encoding: Encoding) {
         conn.clone(),
         encoding,
         app.config.heartbeat(),
+        app.config.idle_timeout(),
     ));
     let mut session = Session::new(app.clone(), conn.clone());
     let idle = app.config.idle_timeout();
@@ -234,6 +235,7 @@ async fn write_loop(
     conn: Arc<Connection>,
     encoding: Encoding,
     heartbeat: Duration,
+    idle_timeout: Duration,
 ) {
     let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + heartbeat, heartbeat);
     let reason = loop {
@@ -281,13 +283,25 @@ async fn write_loop(
             code: CloseCode::from(reason.ws_code()),
             reason: reason.code().into(),
         };
-        let _ = tokio::time::timeout(CLOSE_GRACE, async {
+        // A slow consumer is alive but behind: give it until the idle timeout
+        // to read up to the disconnect frame, so it learns why and where to
+        // resume. Others get a short grace.
+        let grace = if reason == CloseReason::SlowConsumer {
+            idle_timeout
+        } else {
+            CLOSE_GRACE
+        };
+        let sent = tokio::time::timeout(grace, async {
             if let Some(m) = message(encoding, bytes) {
                 sink.send(m).await?;
             }
             sink.send(Message::Close(Some(close))).await
         })
         .await;
+        if !matches!(sent, Ok(Ok(()))) {
+            // Closing now would send a bare close frame; just drop the connection.
+            return;
+        }
     }
     let _ = tokio::time::timeout(CLOSE_GRACE, sink.close()).await;
 }
