@@ -37,6 +37,15 @@ step "Rust tests"
 cargo build -q --workspace --bins
 cargo test -q --workspace
 
+step "fuzz smoke: the frame, payload and cursor decoders (libFuzzer)"
+command -v cargo-fuzz >/dev/null || cargo install -q cargo-fuzz
+# cargo-fuzz needs nightly flags; the stable toolchain allows them with RUSTC_BOOTSTRAP.
+for target in decode_frames payload_and_cursor; do
+  (cd fuzz && RUSTC_BOOTSTRAP=1 CARGO_TARGET_DIR="$CACHE/fuzz-target" \
+    cargo fuzz run -s none "$target" -- -max_total_time="${LIVEGATE_FUZZ_SECS:-20}" -max_len=4096 2>&1 \
+    | grep -E '^(Done|==|SUMMARY|thread)' || true; exit "${PIPESTATUS[0]}")
+done
+
 step "end-to-end tests against the real binary (pytest)"
 export LIVEGATE_BIN="$CARGO_TARGET_DIR/debug/livegate"
 "$VENV/bin/python" -m pytest -q tests/e2e

@@ -420,6 +420,10 @@ mod tests {
         let mp = p.to_msgpack().into_owned();
         let back = Payload::from_msgpack(mp).unwrap();
         assert_eq!(&*back.to_json(), br#"{"a":[1,-2,2.5,"x",null,true]}"#);
+        // Found by fuzzing: a long mantissa must survive JSON -> MessagePack -> JSON.
+        let big = Payload::from_json(&b" 555555555455555555555555555555"[..]).unwrap();
+        let again = Payload::from_msgpack(big.to_msgpack().into_owned()).unwrap();
+        assert_eq!(again.to_json_value(), big.to_json_value());
     }
 
     #[test]

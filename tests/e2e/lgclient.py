@@ -82,6 +82,8 @@ def publish_many(client: httpx.Client, topic: str, start: int, count: int,
 
 def expect_http_error(r: httpx.Response, status: int, code: str) -> dict:
     assert r.status_code == status, f"expected HTTP {status} {code}, got {r.status_code}: {r.text!r}"
+    assert r.headers.get("content-type", "").startswith("application/json"), \
+        f"error body content-type {r.headers.get('content-type')!r}"
     try:
         body = r.json()
     except Exception:
@@ -220,7 +222,7 @@ class WsClient:
         self.send({"type": "ping", "id": pid})
         f = self.wait_for(lambda f: f.get("type") in ("pong", "error", "disconnect") and
                           f.get("id", pid) == pid, timeout)
-        assert f == {"type": "pong", "id": pid}, f"ping {pid} got {f}"
+        assert f.get("type") == "pong" and f.get("id") == pid, f"ping {pid} got {f}"
 
     def subscribe(self, topic: str, since: dict | None = None, timeout: float = 5.0) -> dict:
         frame: dict[str, Any] = {"type": "subscribe", "topic": topic}
@@ -539,7 +541,7 @@ class SseClient:
         if since is not None:
             q.append(("since", since))
         q += params or []
-        headers = {"accept": "text/event-stream"}
+        headers = {"accept": "text/event-stream", "accept-encoding": "identity"}
         if last_event_id is not None:
             headers["last-event-id"] = last_event_id
         self.client = httpx.Client(base_url=gw.http, timeout=httpx.Timeout(timeout, read=None))
@@ -556,9 +558,25 @@ class SseClient:
             self._thread = threading.Thread(target=self._run, daemon=True)
             self._thread.start()
 
+    def _lines(self):
+        """SSE lines: split on CRLF, LF or CR only (httpx.iter_lines also splits on U+2028 etc.)."""
+        buf = b""
+        for chunk in self.response.iter_raw():
+            buf += chunk
+            while True:
+                m = re.search(rb"\r\n|\n|\r", buf)
+                if m is None:
+                    break
+                if m.group() == b"\r" and m.end() == len(buf):
+                    break  # maybe the first half of a CRLF
+                yield buf[:m.start()].decode("utf-8")
+                buf = buf[m.end():]
+        if buf:
+            yield buf.decode("utf-8")
+
     def _run(self) -> None:
         try:
-            for line in self.response.iter_lines():
+            for line in self._lines():
                 self.raw_lines.append(line)
                 ev = self.parser.feed_line(line)
                 if ev is not None:

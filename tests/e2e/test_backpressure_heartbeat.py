@@ -254,3 +254,29 @@ def test_sse_blocked_writer_is_closed(gateway_factory):
         assert len(offsets) < 1500
     finally:
         sock.close()
+
+
+def test_app_level_traffic_counts_as_alive(gateway_factory):
+    gw = gateway_factory("--heartbeat-ms", "200", "--idle-timeout-ms", "800")
+    raw = RawWs(gw.port)  # never answers WebSocket Pings, but sends JSON pings
+    try:
+        deadline = time.monotonic() + 2.5
+        n = 0
+        pongs = 0
+        while time.monotonic() < deadline:
+            n += 1
+            raw.send_json({"type": "ping", "id": n})
+            end = time.monotonic() + 0.3
+            while (left := end - time.monotonic()) > 0:
+                try:
+                    m = raw.recv_message(timeout=left)
+                except TimeoutError:
+                    break
+                assert m is not None, "closed a connection that keeps sending frames"
+                op, payload = m
+                assert op != 0x8, f"closed: {parse_close(payload)}"
+                if op == 0x1 and json.loads(payload).get("type") == "pong":
+                    pongs += 1
+        assert pongs >= n - 1 >= 5, (n, pongs)
+    finally:
+        raw.close()

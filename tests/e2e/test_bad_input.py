@@ -291,11 +291,20 @@ def test_subprotocol_negotiation(gateway):
         c.ping()
 
 
-def test_protocol_violation_unmasked_frame(gateway, bystander):
+@pytest.mark.parametrize("violation", ["unmasked", "reserved_opcode", "rsv1_bit", "fragmented_ping"])
+def test_protocol_violation_closes_1002(gateway, bystander, violation):
     raw = RawWs(gateway.port)
     op, payload = raw.recv_message()
     assert json.loads(payload)["type"] == "connected"
-    raw.send_frame(0x1, json.dumps({"type": "ping", "id": 1}).encode(), mask=False)
+    body = json.dumps({"type": "ping", "id": 1}).encode()
+    if violation == "unmasked":
+        raw.send_frame(0x1, body, mask=False)
+    elif violation == "reserved_opcode":
+        raw.send_frame(0x3, body)
+    elif violation == "rsv1_bit":
+        raw.send_frame(0x40 | 0x1, body)  # RSV1 without a negotiated extension
+    else:
+        raw.send_frame(0x9, b"x", fin=False)  # control frames must not be fragmented
     msgs = raw.read_all(timeout=5)
     closes = [p for op, p in msgs if op == 0x8]
     texts = [json.loads(p) for op, p in msgs if op == 0x1]
@@ -308,3 +317,67 @@ def test_protocol_violation_unmasked_frame(gateway, bystander):
     assert raw.eof
     raw.close()
     bystander()
+
+
+@pytest.mark.parametrize("codec", CODECS)
+def test_replies_without_id_omit_it(gateway, codec):
+    topic = unique("noid.")
+    with WsClient(gateway.ws_url, codec) as c:
+        c.send({"type": "ping"})
+        pong = c.recv()
+        assert pong.get("type") == "pong" and "id" not in pong, pong
+        c.send({"type": "subscribe", "topic": topic})
+        sub = c.recv()
+        assert sub["type"] == "subscribed" and "id" not in sub, sub
+        assert set(sub) >= {"type", "topic", "epoch", "offset", "recovered", "publications"}, sub
+        c.send({"type": "history", "topic": topic})
+        h = c.recv()
+        assert h["type"] == "history" and "id" not in h, h
+        assert set(h) >= {"type", "topic", "epoch", "offset", "publications", "more"}, h
+        c.send({"type": "unsubscribe", "topic": topic})
+        un = c.recv()
+        assert un.get("type") == "unsubscribed" and un.get("topic") == topic and "id" not in un, un
+        c.send({"type": "nope"})
+        e = c.recv()
+        assert e["type"] == "error" and e["code"] == "unknown_type" and "id" not in e, e
+        c.send({"type": "publish", "topic": "chat.noid", "data": 1})
+        ack = c.recv()
+        assert ack["type"] == "ack" and "id" not in ack and ack["offset"] == 1, ack
+        assert set(ack) >= {"type", "topic", "epoch", "offset"}, ack
+
+
+@pytest.mark.parametrize("codec", CODECS)
+def test_u64_ids_round_trip(gateway, codec):
+    big = 2**64 - 1
+    with WsClient(gateway.ws_url, codec) as c:
+        c.send({"type": "ping", "id": big})
+        f = c.recv()
+        assert f.get("type") == "pong" and f.get("id") == big, f"u64 id must round-trip exactly: {f}"
+        if codec == "json":
+            assert str(big) in c.raw_log[-1], c.raw_log[-1]
+            c.expect_error('{"type":"ping","id":18446744073709551616}', "bad_frame", raw=True, fid=None)
+            c.ping()
+        c.expect_error({"type": "ping", "id": -1}, "bad_frame", fid=None)
+        c.ping()
+        c.expect_error({"type": "ping", "id": 1.5}, "bad_frame", fid=None)
+        c.ping()
+
+
+def test_frame_size_limit_boundary(gateway_factory):
+    gw = gateway_factory("--max-frame-bytes", "1024")
+    chat = unique("chat.")
+
+    def frame_of(size: int) -> str:
+        base = json.dumps({"type": "publish", "id": 1, "topic": chat, "data": ""})
+        text = json.dumps({"type": "publish", "id": 1, "topic": chat, "data": "x" * (size - len(base))})
+        assert len(text.encode()) == size
+        return text
+
+    with WsClient(gw.ws_url, "json") as c:
+        c.send_raw(frame_of(1024))
+        f = c.wait_for(lambda f: f.get("id") == 1)
+        assert f["type"] == "ack", f"a message of exactly max_frame_bytes is allowed: {f}"
+    c = WsClient(gw.ws_url, "json")
+    c.send_raw(frame_of(1025))
+    frames, rcvd = c.expect_close()
+    assert rcvd is not None and rcvd.code == 1009, rcvd

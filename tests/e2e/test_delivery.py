@@ -436,9 +436,14 @@ def test_payload_encodings_across_transports(gateway):
     blob = bytes(range(256))
     j = WsClient(gateway.ws_url, "json")
     m = WsClient(gateway.ws_url, "msgpack")
+    s = SseClient(gateway, topic)
+    p = Poller(gateway, topic)
     try:
         j.subscribe(topic)
         m.subscribe(topic)
+        s.expect("connected")
+        s.expect("subscribed")
+        p.poll(cursor=None)
         with http_client(gateway) as http:
             r = http.post(f"/api/publish/{topic}", content=msgpack.packb({"k": [1, "two", None]}),
                           headers={"content-type": "application/msgpack"})
@@ -462,9 +467,17 @@ def test_payload_encodings_across_transports(gateway):
         assert jp[2]["data"] == "hello world" == mp[2]["data"]
         assert jp[3]["data"] == 7 == mp[3]["data"]
         assert "binary" not in jp[0] and "binary" not in jp[2], jp
+        sp = s.publications(4)
+        pp = p.poll(timeout_ms=2000)["frames"]
+        for name, got in (("sse", sp), ("poll", pp)):
+            assert [f["offset"] for f in got] == [1, 2, 3, 4], (name, got)
+            assert [f["data"] for f in got] == [jp[i]["data"] for i in range(4)], name
+            assert got[1].get("binary") is True and "binary" not in got[0], (name, got[1])
     finally:
         j.close()
         m.close()
+        s.close()
+        p.close()
 
 
 def test_json_payload_forwarded_byte_for_byte(gateway):
@@ -512,3 +525,51 @@ def test_fan_out_to_many_clients(gateway):
             c.close()
         for s in sse:
             s.close()
+
+
+@pytest.mark.timeout(60)
+def test_large_and_unicode_payloads_on_every_transport(gateway, opened):
+    topic = unique("large.")
+    ts = [opened(make_transport(k, gateway, topic)) for k in TRANSPORTS]
+    for t in ts:
+        t.subscribe()
+    payloads = [{"s": "h\u00e9llo \U0001F30D \u2028 \"quoted\" \\ back", "n": -1.25, "z": None},
+                {"blob": "y" * (512 * 1024)}]
+    with http_client(gateway) as http:
+        for d in payloads:
+            publish(http, topic, d)
+    for t in ts:
+        got = t.publications(2)
+        assert [p["offset"] for p in got] == [1, 2], t.name
+        assert got[0]["data"] == payloads[0], (t.name, got[0]["data"])
+        assert got[1]["data"] == payloads[1], t.name
+
+
+def test_poll_mixed_recoverable_and_not(gateway):
+    small, plain = unique("small."), unique("poll.")
+    p = Poller(gateway, [small, plain])
+    try:
+        p.poll(cursor=None)
+        cur0 = p.cursor
+        with http_client(gateway) as http:
+            publish_many(http, small, 1, 8)   # more than small. keeps (5)
+            publish_many(http, plain, 1, 3)
+        ans = p.poll(cursor=cur0, timeout_ms=2000)
+        subs = [f for f in ans["frames"] if f["type"] == "subscribed"]
+        pubs = [f for f in ans["frames"] if f["type"] == "publication"]
+        assert [(f["topic"], f["recovered"], f["offset"]) for f in subs] == [(small, False, 8)], ans
+        assert [(f["topic"], f["offset"]) for f in pubs] == [(plain, 1), (plain, 2), (plain, 3)], ans
+        cur = parse_cursor(ans["cursor"])
+        assert cur[small][1] == 8 and cur[plain][1] == 3, cur
+    finally:
+        p.close()
+
+
+def test_client_ids_are_unique(gateway):
+    cs = [WsClient(gateway.ws_url, "json") for _ in range(6)]
+    try:
+        ids = [c.connected["client_id"] for c in cs]
+        assert len(set(ids)) == 6, ids
+    finally:
+        for c in cs:
+            c.close()

@@ -24,6 +24,7 @@ def test_publish_answers(gateway):
     with http_client(gateway) as http:
         r = http.post("/api/publish", json={"topic": topic, "data": {"a": 1}})
         assert r.status_code == 200, r.text
+        assert r.headers["content-type"].startswith("application/json"), r.headers
         body = r.json()
         assert set(body) >= {"topic", "epoch", "offset"} and body["topic"] == topic and body["offset"] == 1
         r = http.post(f"/api/publish/{topic}", json={"a": 2})
@@ -34,9 +35,11 @@ def test_publish_answers(gateway):
         assert r.status_code == 200 and r.json()["offset"] == 4, r.text
         r = http.post("/api/publish", json={"topic": topic, "data": None})
         assert r.status_code == 200 and r.json()["offset"] == 5, "null is a valid payload"
+        r = http.post("/api/publish", json={"topic": topic, "data": 6, "event": "e" * 64})
+        assert r.status_code == 200 and r.json()["offset"] == 6, "a 64-byte event name is allowed"
         h = http.get(f"/api/topics/{topic}/history").json()
-        assert [p["data"] for p in h["publications"]] == [{"a": 1}, {"a": 2}, "no content type", 1, None]
-        assert h["publications"][3]["event"] == "evt"
+        assert [p["data"] for p in h["publications"]] == [{"a": 1}, {"a": 2}, "no content type", 1, None, 6]
+        assert h["publications"][3]["event"] == "evt" and h["publications"][5]["event"] == "e" * 64
 
 
 def test_publish_topic_with_slashes_in_path(gateway):
@@ -71,6 +74,8 @@ def test_publish_errors(gateway):
         for ev in ["", "a\nb", "e" * 65]:
             expect_http_error(http.post("/api/publish", json={"topic": "ok.t", "data": 1, "event": ev}),
                               400, "bad_event")
+        expect_http_error(http.post("/api/publish/ok.t", params={"event": "a\tb"}, json=1), 400, "bad_event")
+        expect_http_error(http.post("/api/publish/ok.t", params={"event": "e" * 65}, json=1), 400, "bad_event")
         expect_http_error(http.post("/api/publish", json={"topic": "$sys.cpu", "data": 1}),
                           403, "publish_forbidden")
         expect_http_error(http.post("/api/publish/$sys.x", json=1), 403, "publish_forbidden")
@@ -196,6 +201,20 @@ def test_sse_and_poll_request_errors(gateway):
             no_topic.text
         expect_http_error(http.get("/poll", params={"topic": "a b"}), 400, "bad_topic")
         expect_http_error(http.get("/poll", params=[("topic", "ok"), ("topic", "x" * 300)]), 400, "bad_topic")
+
+
+def test_sse_too_many_topics(gateway_factory):
+    gw = gateway_factory("--max-subscriptions", "3")
+    with http_client(gw) as http:
+        r = http.get("/sse", params=[("topic", unique("m.")) for _ in range(4)])
+        expect_http_error(r, 400, "too_many_subscriptions")
+    s = SseClient(gw, [unique("m.") for _ in range(3)])
+    try:
+        s.expect("connected")
+        for _ in range(3):
+            s.expect("subscribed")
+    finally:
+        s.close()
 
 
 def test_stats_counts_connections_and_messages(gateway):
