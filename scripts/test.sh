@@ -18,6 +18,8 @@ fi
 rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy rustfmt
 missing=()
 command -v curl >/dev/null || missing+=(curl)
+[ -x /usr/bin/chromium ] || missing+=(chromium)
+command -v npm >/dev/null || missing+=(nodejs npm)
 python3 -c 'import venv, ensurepip' 2>/dev/null || missing+=(python3-venv)
 if [ ${#missing[@]} -gt 0 ]; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
@@ -25,6 +27,7 @@ fi
 VENV="$CACHE/venv"
 [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
 "$VENV/bin/python" -m pip install -q --disable-pip-version-check -r tests/e2e/requirements.txt
+(cd tests/browser && npm ci --silent --no-audit --no-fund)
 
 step "format and lints"
 cargo fmt --all -- --check
@@ -49,3 +52,6 @@ done
 step "end-to-end tests against the real binary (pytest)"
 export LIVEGATE_BIN="$CARGO_TARGET_DIR/debug/livegate"
 "$VENV/bin/python" -m pytest -q tests/e2e
+
+step "browser tests in headless Chromium (node --test, playwright-core)"
+(cd tests/browser && node --test)

@@ -70,6 +70,16 @@ def publish(client: httpx.Client, topic: str, data: Any, *, via: str = "body",
     return ack
 
 
+def publish_later(gw, topic: str, data: Any, delay: float) -> threading.Timer:
+    """Publish from a timer thread after `delay` seconds (for long-poll wake-up tests)."""
+    def run():
+        with http_client(gw) as c:
+            publish(c, topic, data)
+    t = threading.Timer(delay, run)
+    t.start()
+    return t
+
+
 def publish_many(client: httpx.Client, topic: str, start: int, count: int,
                  make: Callable[[int], Any] | None = None) -> list[dict]:
     """Publish `count` payloads numbered start..start+count-1, alternating both endpoints."""

@@ -8,9 +8,8 @@ import threading
 import time
 
 import pytest
-from websockets.exceptions import ConnectionClosed
 
-from lgclient import (JSON_PROTO, RawWs, SseParser, WsClient, http_client, parse_close, stats, unique,
+from lgclient import (RawWs, SseParser, WsClient, http_client, parse_close, stats, unique,
                       wait_until)
 
 N_SLOW = 3000

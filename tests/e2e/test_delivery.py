@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 import time
 
 import httpx
@@ -11,7 +10,7 @@ import pytest
 
 from lgclient import (RESUME_TRANSPORTS, TRANSPORTS, Poller, SseClient, WsClient, check_publication,
                       check_sequence, http_client, make_transport, parse_cursor, publish,
-                      publish_many, unique)
+                      publish_later, publish_many, unique)
 
 
 @pytest.fixture
@@ -121,8 +120,9 @@ def test_resume_with_nothing_missed(gateway, kind, opened):
         t2 = opened(make_transport(kind, gateway, topic))
         if kind == "poll":
             # nothing missed: the poll waits; a publication during the wait ends it
-            threading.Timer(0.5, lambda: publish(httpx.Client(base_url=gateway.http), topic, {"i": 4})).start()
-            sub = t2.subscribe(resume=token)
+            timer = publish_later(gateway, topic, {"i": 4}, 0.5)
+            t2.subscribe(resume=token)
+            timer.join()
             assert not [f for f in t2.p.answers[-1]["frames"] if f.get("type") == "subscribed"], \
                 t2.p.answers[-1]
             pubs = t2.publications(1)
@@ -368,8 +368,7 @@ def test_poll_answers_as_soon_as_a_publication_arrives(gateway):
     p = Poller(gateway, topic)
     try:
         p.poll(cursor=None)
-        timer = threading.Timer(0.5, lambda: publish(httpx.Client(base_url=gateway.http), topic, {"i": 1}))
-        timer.start()
+        timer = publish_later(gateway, topic, {"i": 1}, 0.5)
         t0 = time.monotonic()
         ans = p.poll(timeout_ms=10000)
         dt = time.monotonic() - t0
@@ -573,3 +572,42 @@ def test_client_ids_are_unique(gateway):
     finally:
         for c in cs:
             c.close()
+
+
+@pytest.mark.timeout(60)
+def test_concurrent_publishers_get_unique_gapless_offsets(gateway):
+    import threading
+    topic = unique("conc.")
+    c = WsClient(gateway.ws_url, "msgpack")
+    acks: list[dict] = []
+    errors: list[BaseException] = []
+    lock = threading.Lock()
+
+    def worker(w: int):
+        try:
+            with http_client(gateway) as http:
+                for i in range(100):
+                    a = publish(http, topic, {"w": w, "i": i}, via="body" if i % 2 else "path")
+                    with lock:
+                        acks.append({**a, "w": w, "i": i})
+        except BaseException as e:  # noqa: BLE001
+            errors.append(e)
+
+    try:
+        c.subscribe(topic)
+        ths = [threading.Thread(target=worker, args=(w,)) for w in range(4)]
+        for t in ths:
+            t.start()
+        for t in ths:
+            t.join(50)
+        assert not errors, errors
+        assert sorted(a["offset"] for a in acks) == list(range(1, 401)), "offsets must be unique and gapless"
+        pubs = c.publications(400, topic, 30)
+        assert [p["offset"] for p in pubs] == list(range(1, 401))
+        by_offset = {a["offset"]: {"w": a["w"], "i": a["i"]} for a in acks}
+        assert all(p["data"] == by_offset[p["offset"]] for p in pubs), "ack offset and delivered data disagree"
+        for w in range(4):  # each publisher's own order is kept
+            mine = [p["data"]["i"] for p in pubs if p["data"]["w"] == w]
+            assert mine == list(range(100)), (w, mine[:10])
+    finally:
+        c.close()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 import threading
-import time
 
 import httpx
 import pytest
@@ -288,3 +287,22 @@ def test_metrics_prometheus_text(gateway):
 
 def test_unknown_route_is_404(gateway):
     assert httpx.get(gateway.http + "/nope").status_code == 404
+
+
+@pytest.mark.timeout(60)
+def test_connection_accounting_after_churn(gateway):
+    for i in range(40):
+        c = WsClient(gateway.ws_url, "json" if i % 2 else "msgpack")
+        c.subscribe(unique("churn."))
+        if i % 3 == 0:
+            c.ws.socket.close()  # abrupt: no close handshake
+        else:
+            c.close()
+    for i in range(10):
+        s = SseClient(gateway, unique("churn."))
+        s.expect("connected")
+        s.close()
+    wait_until(lambda: stats(gateway)["connections"]["ws"] == 0, 10, interval=0.2, msg="ws count back to 0")
+    with WsClient(gateway.ws_url, "json") as c:
+        c.ping()
+        assert stats(gateway)["connections"]["ws"] == 1

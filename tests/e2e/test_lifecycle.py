@@ -11,8 +11,7 @@ import time
 import httpx
 import pytest
 
-from conftest import DEFAULT_CONFIG
-from lgclient import (Poller, SseClient, WsClient, http_client, publish, stats, unique)
+from lgclient import Poller, SseClient, WsClient, http_client, publish, unique
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
@@ -146,7 +145,7 @@ def test_history_size_zero_never_recovers(gateway_factory):
     gw = gateway_factory(config='[[namespaces]]\nprefix = "none."\nhistory_size = 0\n')
     topic = unique("none.")
     with http_client(gw) as http, WsClient(gw.ws_url, "json") as c:
-        sub = c.subscribe(topic)
+        c.subscribe(topic)
         publish(http, topic, 1)
         p = c.publications(1)[0]
         assert p["offset"] == 1
