@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Runs every test of livegate on a fresh Debian machine with Rust installed:
-# installs what the tests need, then lints, builds once (dev profile) and
-# runs the Rust unit/integration tests and the end-to-end pytest suite
-# against the real binary.
+# installs what the tests need (wasm32 target, cargo-fuzz, a Python venv,
+# npm packages, Debian's chromium), then lints, builds once (dev profile) and
+# runs the Rust tests, a short fuzz smoke, the end-to-end pytest suite and
+# the browser tests against the real binary.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
