@@ -74,6 +74,9 @@ pub enum ClientFrame {
         event: Option<String>,
         /// The payload.
         data: Payload,
+        /// Client-generated id; the gateway publishes a repeated id only once
+        /// (within its dedupe window) and acks the first publication again.
+        msg_id: Option<String>,
     },
     /// Read a topic's history without subscribing.
     History {

@@ -72,6 +72,7 @@ fn frames() -> Vec<(&'static str, Frame)> {
                 data: json_payload(
                     r#"{"host":"db-1","cpu":97.5,"tags":["prod"],"ok":false,"note":null}"#,
                 ),
+                msg_id: Some("c7f3a-12".into()),
             }),
         ),
         (
@@ -81,6 +82,7 @@ fn frames() -> Vec<(&'static str, Frame)> {
                 topic: "chat.room1".into(),
                 event: None,
                 data: json_payload(r#""héllo \"world\"""#),
+                msg_id: None,
             }),
         ),
         (
@@ -90,6 +92,7 @@ fn frames() -> Vec<(&'static str, Frame)> {
                 topic: "blobs".into(),
                 event: None,
                 data: Payload::binary(vec![0u8, 1, 2, 253, 254, 255]),
+                msg_id: None,
             }),
         ),
         (

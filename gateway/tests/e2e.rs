@@ -241,6 +241,7 @@ async fn client_publish_follows_the_namespace_and_shutdown_is_announced() {
             topic: "chat.room".into(),
             event: None,
             data: data.clone(),
+            msg_id: None,
         },
     )
     .await;
@@ -260,6 +261,7 @@ async fn client_publish_follows_the_namespace_and_shutdown_is_announced() {
             topic: "alerts".into(),
             event: None,
             data,
+            msg_id: None,
         },
     )
     .await;

@@ -233,14 +233,20 @@ pub(super) fn client_frame<W: Writer>(w: &mut W, frame: &ClientFrame) {
             topic,
             event,
             data,
+            msg_id,
         } => {
             let binary = W::JSON && data.kind() == PayloadKind::Binary;
-            let len = 3 + n(id) + usize::from(event.is_some()) + usize::from(binary);
+            let len = 3
+                + n(id)
+                + usize::from(event.is_some())
+                + usize::from(binary)
+                + usize::from(msg_id.is_some());
             ty(w, len, "publish");
             opt_u64(w, "id", *id);
             w.key("topic");
             w.str(topic);
             opt_str(w, "event", event.as_deref());
+            opt_str(w, "msg_id", msg_id.as_deref());
             w.key("data");
             w.payload(data);
             if binary {

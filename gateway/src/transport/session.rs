@@ -125,6 +125,7 @@ impl Session {
                 topic,
                 event,
                 data,
+                msg_id: _,
             } => {
                 if let Some(Err(e)) = event.as_deref().map(validate_event) {
                     return self.error(id, ErrorCode::BadEvent, e.to_string());
