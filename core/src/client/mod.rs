@@ -1,0 +1,826 @@
+//! The sans-IO client engine every livegate client drives.
+//!
+//! [`Client`] takes commands (`connect`, `subscribe`, `publish`, `close`),
+//! what the driver saw (`handle_transport`, `handle_frame`,
+//! `handle_activity`, `handle_http_publish`) and time (`handle_timeout`), and
+//! answers with [`Action`]s for the driver (`poll_action`), [`Event`]s for the
+//! app (`poll_event`) and the next deadline (`poll_timeout`). It never reads a
+//! clock or touches a socket: `now` is milliseconds on any monotonic clock the
+//! driver chooses. After every input, drain `poll_action` and `poll_event`,
+//! then sleep until `poll_timeout`. `docs/client.md` describes the rules.
+
+mod backoff;
+mod types;
+
+#[cfg(test)]
+mod tests;
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+
+pub use backoff::{Backoff, Rng};
+pub use types::{
+    Action, ClientConfig, CommandError, Event, Reason, State, TransportEvent, TransportKind,
+};
+
+use crate::codec::Encoding;
+use crate::payload::Payload;
+use crate::protocol::{ClientFrame, Position, Publication, ServerFrame};
+use crate::topic::{validate_event, validate_topic};
+
+/// The engine's timers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Timer {
+    /// When to make the next connection attempt.
+    Reconnect = 0,
+    /// When an attempt that has not opened is given up.
+    ConnectTimeout = 1,
+    /// When a silent connection is declared dead.
+    PeerSilence = 2,
+    /// When to leave a fallback transport and try the better ones.
+    UpgradeProbe = 3,
+}
+
+const TIMERS: [Timer; 4] = [
+    Timer::Reconnect,
+    Timer::ConnectTimeout,
+    Timer::PeerSilence,
+    Timer::UpgradeProbe,
+];
+
+#[derive(Debug)]
+struct Conn {
+    id: u64,
+    transport: TransportKind,
+    encoding: Encoding,
+    greeted: bool,
+    heartbeat_ms: u64,
+}
+
+#[derive(Debug, Default)]
+struct Sub {
+    /// Last publication handled (or where the stream started).
+    position: Option<Position>,
+    /// Whether the app was told about it once.
+    announced: bool,
+}
+
+#[derive(Debug, Clone)]
+struct PendingPublish {
+    seq: u64,
+    msg_id: String,
+    topic: String,
+    event: Option<String>,
+    data: Payload,
+}
+
+/// The client engine. See the module docs for how to drive it.
+#[derive(Debug)]
+pub struct Client {
+    config: ClientConfig,
+    state: State,
+    rng: Rng,
+    instance: String,
+    next_seq: u64,
+    next_req: u64,
+    next_conn: u64,
+    conn: Option<Conn>,
+    attempt: u32,
+    tried: Vec<TransportKind>,
+    skip_until: HashMap<TransportKind, u64>,
+    subs: BTreeMap<String, Sub>,
+    /// Subscribe requests in flight on a bidirectional transport.
+    pending_subs: HashMap<u64, String>,
+    outbox: VecDeque<PendingPublish>,
+    /// Publishes sent on the current bidirectional connection, by request id.
+    inflight: HashMap<u64, PendingPublish>,
+    /// Publishes handed to the driver as HTTP requests, by msg_id.
+    inflight_http: HashMap<String, PendingPublish>,
+    timers: [Option<u64>; 4],
+    actions: VecDeque<Action>,
+    events: VecDeque<Event>,
+}
+
+impl Client {
+    /// A client with `config`; `seed` drives jitter and the msg_id prefix
+    /// (pass real randomness in production, a constant in tests).
+    pub fn new(config: ClientConfig, seed: u64) -> Self {
+        let mut rng = Rng::new(seed);
+        let instance = base36(rng.next_u64(), 8);
+        Self {
+            config,
+            state: State::Disconnected,
+            rng,
+            instance,
+            next_seq: 1,
+            next_req: 1,
+            next_conn: 1,
+            conn: None,
+            attempt: 0,
+            tried: Vec::new(),
+            skip_until: HashMap::new(),
+            subs: BTreeMap::new(),
+            pending_subs: HashMap::new(),
+            outbox: VecDeque::new(),
+            inflight: HashMap::new(),
+            inflight_http: HashMap::new(),
+            timers: [None; 4],
+            actions: VecDeque::new(),
+            events: VecDeque::new(),
+        }
+    }
+
+    // ---- getters ----
+
+    /// The current state.
+    pub fn state(&self) -> State {
+        self.state
+    }
+
+    /// The transport of the live connection, if any.
+    pub fn transport(&self) -> Option<TransportKind> {
+        self.conn
+            .as_ref()
+            .filter(|c| c.greeted)
+            .map(|c| c.transport)
+    }
+
+    /// The last position handled on a topic.
+    pub fn position(&self, topic: &str) -> Option<&Position> {
+        self.subs.get(topic).and_then(|s| s.position.as_ref())
+    }
+
+    /// Topics subscribed.
+    pub fn topics(&self) -> impl Iterator<Item = &str> {
+        self.subs.keys().map(String::as_str)
+    }
+
+    /// Publishes waiting to be sent or acknowledged.
+    pub fn pending_publishes(&self) -> usize {
+        self.outbox.len() + self.inflight.len() + self.inflight_http.len()
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &ClientConfig {
+        &self.config
+    }
+
+    // ---- outputs ----
+
+    /// The next thing the driver must do.
+    #[must_use]
+    pub fn poll_action(&mut self) -> Option<Action> {
+        self.actions.pop_front()
+    }
+
+    /// The next thing the app should hear.
+    #[must_use]
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// When to call [`Client::handle_timeout`] next.
+    #[must_use]
+    pub fn poll_timeout(&self) -> Option<u64> {
+        self.timers.iter().flatten().copied().min()
+    }
+
+    // ---- commands ----
+
+    /// Starts connecting (from `Disconnected`; otherwise nothing happens).
+    pub fn connect(&mut self, now: u64) {
+        if self.state == State::Disconnected {
+            self.set_state(State::Connecting, Reason::AppConnect);
+            self.start_attempt(now);
+        }
+    }
+
+    /// Stops for good: closes the connection and fails waiting publishes.
+    pub fn close(&mut self, _now: u64) {
+        if self.state == State::Closed {
+            return;
+        }
+        self.shut(Reason::AppClose);
+    }
+
+    /// Subscribes to a topic; it is (re)subscribed on every connection, from
+    /// the last position handled.
+    pub fn subscribe(&mut self, now: u64, topic: &str) -> Result<(), CommandError> {
+        if self.state == State::Closed {
+            return Err(CommandError::Closed);
+        }
+        validate_topic(topic).map_err(|e| CommandError::BadName(e.to_string()))?;
+        if self.subs.contains_key(topic) {
+            return Ok(());
+        }
+        self.subs.insert(topic.to_owned(), Sub::default());
+        match self.live() {
+            Some((_, true)) => self.send_subscribe(topic),
+            Some((_, false)) => self.reopen(now),
+            None => {}
+        }
+        Ok(())
+    }
+
+    /// Stops receiving a topic.
+    pub fn unsubscribe(&mut self, now: u64, topic: &str) {
+        if self.subs.remove(topic).is_none() {
+            return;
+        }
+        match self.live() {
+            Some((conn, true)) => {
+                let frame = ClientFrame::Unsubscribe {
+                    id: None,
+                    topic: topic.to_owned(),
+                };
+                self.send(conn, &frame);
+            }
+            Some((_, false)) => self.reopen(now),
+            None => {}
+        }
+    }
+
+    /// Publishes; while disconnected the publish waits in the offline queue.
+    /// Returns its msg_id: the [`Event::Published`] or
+    /// [`Event::PublishFailed`] about it carries the same id, and the
+    /// gateway publishes it once however often it is retried.
+    pub fn publish(
+        &mut self,
+        _now: u64,
+        topic: &str,
+        event: Option<String>,
+        data: Payload,
+    ) -> Result<String, CommandError> {
+        if self.state == State::Closed {
+            return Err(CommandError::Closed);
+        }
+        validate_topic(topic).map_err(|e| CommandError::BadName(e.to_string()))?;
+        if let Some(Err(e)) = event.as_deref().map(validate_event) {
+            return Err(CommandError::BadName(e.to_string()));
+        }
+        if self.pending_publishes() >= self.config.offline_queue {
+            return Err(CommandError::QueueFull(self.pending_publishes()));
+        }
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        let p = PendingPublish {
+            seq,
+            msg_id: format!("{}-{seq}", self.instance),
+            topic: topic.to_owned(),
+            event,
+            data,
+        };
+        let msg_id = p.msg_id.clone();
+        if self.live().is_some() {
+            self.send_publish(p);
+        } else {
+            self.outbox.push_back(p);
+        }
+        Ok(msg_id)
+    }
+
+    // ---- inputs ----
+
+    /// What happened to connection `conn` (stale connections are ignored).
+    pub fn handle_transport(&mut self, now: u64, conn: u64, event: TransportEvent) {
+        let Some(c) = self.conn.as_ref().filter(|c| c.id == conn) else {
+            return;
+        };
+        let (transport, greeted) = (c.transport, c.greeted);
+        match event {
+            TransportEvent::Opened => {
+                // Long-poll has no greeting frame: its first answer is one.
+                if transport == TransportKind::LongPoll && !greeted {
+                    let hb = self.config.poll_timeout_ms;
+                    self.greet(now, hb);
+                }
+            }
+            TransportEvent::Failed(error) | TransportEvent::Closed(error) if !greeted => {
+                self.transport_failed(now, Reason::TransportFailed { transport, error });
+            }
+            TransportEvent::Failed(error) | TransportEvent::Closed(error) => {
+                self.connection_lost(now, Reason::ConnectionLost { transport, error });
+            }
+        }
+    }
+
+    /// Traffic without a frame (an SSE comment, a WebSocket ping): the
+    /// connection is alive.
+    pub fn handle_activity(&mut self, now: u64, conn: u64) {
+        if let Some(c) = self.conn.as_ref().filter(|c| c.id == conn && c.greeted) {
+            let deadline = now + c.heartbeat_ms + self.config.heartbeat_margin_ms;
+            self.timers[Timer::PeerSilence as usize] = Some(deadline);
+        }
+    }
+
+    /// One frame received on connection `conn`.
+    pub fn handle_frame(&mut self, now: u64, conn: u64, bytes: &[u8]) {
+        let Some(c) = self.conn.as_ref().filter(|c| c.id == conn) else {
+            return;
+        };
+        let encoding = if c.transport.bidirectional() {
+            c.encoding
+        } else {
+            Encoding::Json
+        };
+        match encoding.decode_server(bytes) {
+            Ok(frame) => {
+                self.handle_activity(now, conn);
+                self.handle_server_frame(now, frame);
+            }
+            Err(e) => self.protocol_error(now, format!("undecodable frame: {e}")),
+        }
+    }
+
+    /// The outcome of an [`Action::HttpPublish`]: `Ok` with the position,
+    /// `Err((code, message, retry))`, `retry` when the request never reached
+    /// the gateway (it is queued again, same msg_id).
+    pub fn handle_http_publish(
+        &mut self,
+        _now: u64,
+        msg_id: &str,
+        result: Result<Position, (String, String, bool)>,
+    ) {
+        let Some(p) = self.inflight_http.remove(msg_id) else {
+            return;
+        };
+        match result {
+            Ok(position) => self.events.push_back(Event::Published {
+                msg_id: p.msg_id,
+                topic: p.topic,
+                position,
+            }),
+            Err((_, _, true)) if self.state != State::Closed => {
+                self.requeue(vec![p]);
+                if self.live().is_some() {
+                    self.flush_outbox();
+                }
+            }
+            Err((code, message, _)) => self.events.push_back(Event::PublishFailed {
+                msg_id: p.msg_id,
+                code,
+                message,
+            }),
+        }
+    }
+
+    /// Runs the timers due at `now`.
+    pub fn handle_timeout(&mut self, now: u64) {
+        for timer in TIMERS {
+            let slot = &mut self.timers[timer as usize];
+            if slot.is_some_and(|t| t <= now) {
+                *slot = None;
+                self.fire(now, timer);
+            }
+        }
+    }
+
+    // ---- internals ----
+
+    fn fire(&mut self, now: u64, timer: Timer) {
+        match timer {
+            Timer::Reconnect => self.start_attempt(now),
+            Timer::ConnectTimeout => {
+                if let Some(c) = self.conn.as_ref().filter(|c| !c.greeted) {
+                    let reason = Reason::ConnectTimeout(c.transport);
+                    let id = c.id;
+                    self.actions.push_back(Action::Close { conn: id });
+                    self.transport_failed(now, reason);
+                }
+            }
+            Timer::PeerSilence => {
+                if let Some(c) = self.conn.as_ref().filter(|c| c.greeted) {
+                    let reason = Reason::HeartbeatTimeout(c.transport);
+                    self.connection_lost(now, reason);
+                }
+            }
+            Timer::UpgradeProbe => {
+                let Some(from) = self.transport() else { return };
+                // Forget recent failures of the better transports and start
+                // again from the top; resume makes the switch lossless.
+                let better: Vec<TransportKind> = self
+                    .config
+                    .transports
+                    .iter()
+                    .copied()
+                    .take_while(|t| *t != from)
+                    .collect();
+                if better.is_empty() {
+                    return;
+                }
+                for t in better {
+                    self.skip_until.remove(&t);
+                }
+                self.drop_conn();
+                self.set_state(State::Reconnecting, Reason::UpgradeProbe { from });
+                self.tried.clear();
+                self.start_attempt(now);
+            }
+        }
+    }
+
+    fn set_state(&mut self, to: State, reason: Reason) {
+        let from = self.state;
+        self.state = to;
+        if from != to {
+            self.events.push_back(Event::State { from, to, reason });
+        }
+    }
+
+    /// The live connection's id and whether it is bidirectional.
+    fn live(&self) -> Option<(u64, bool)> {
+        self.conn
+            .as_ref()
+            .filter(|c| c.greeted)
+            .map(|c| (c.id, c.transport.bidirectional()))
+    }
+
+    fn pick_transport(&self, now: u64) -> Option<TransportKind> {
+        let order = &self.config.transports;
+        let open = |t: &&TransportKind| {
+            !self.tried.contains(t) && self.skip_until.get(*t).is_none_or(|u| *u <= now)
+        };
+        if let Some(t) = order.iter().find(open) {
+            return Some(*t);
+        }
+        // Everything is skipped: rather than wait, retry in order.
+        if self.tried.is_empty() {
+            return order.first().copied();
+        }
+        None
+    }
+
+    fn start_attempt(&mut self, now: u64) {
+        if self.state == State::Closed {
+            return;
+        }
+        let Some(transport) = self.pick_transport(now) else {
+            self.schedule_retry(now);
+            return;
+        };
+        self.tried.push(transport);
+        let id = self.next_conn;
+        self.next_conn += 1;
+        let encoding = if transport.bidirectional() {
+            self.config.encoding
+        } else {
+            Encoding::Json
+        };
+        let subscriptions = if transport.bidirectional() {
+            Vec::new()
+        } else {
+            self.subs
+                .iter()
+                .map(|(t, s)| (t.clone(), s.position.clone()))
+                .collect()
+        };
+        self.conn = Some(Conn {
+            id,
+            transport,
+            encoding,
+            greeted: false,
+            heartbeat_ms: self.config.poll_timeout_ms,
+        });
+        self.timers[Timer::ConnectTimeout as usize] = Some(now + self.config.connect_timeout_ms);
+        self.actions.push_back(Action::Connect {
+            conn: id,
+            transport,
+            encoding,
+            subscriptions,
+        });
+    }
+
+    fn schedule_retry(&mut self, now: u64) {
+        self.tried.clear();
+        let delay = self.config.backoff.delay(self.attempt, &mut self.rng);
+        self.attempt = self.attempt.saturating_add(1);
+        self.timers[Timer::Reconnect as usize] = Some(now + delay);
+    }
+
+    fn drop_conn(&mut self) {
+        if let Some(c) = self.conn.take() {
+            self.actions.push_back(Action::Close { conn: c.id });
+        }
+        for t in [
+            Timer::ConnectTimeout,
+            Timer::PeerSilence,
+            Timer::UpgradeProbe,
+        ] {
+            self.timers[t as usize] = None;
+        }
+        self.pending_subs.clear();
+        let mut back: Vec<PendingPublish> = self.inflight.drain().map(|(_, p)| p).collect();
+        back.sort_by_key(|p| p.seq);
+        self.requeue(back);
+    }
+
+    /// Puts publishes back at the front of the queue, keeping msg_id order.
+    fn requeue(&mut self, mut back: Vec<PendingPublish>) {
+        back.sort_by_key(|p| p.seq);
+        for p in back.into_iter().rev() {
+            self.outbox.push_front(p);
+        }
+        self.outbox.make_contiguous().sort_by_key(|p| p.seq);
+    }
+
+    fn transport_failed(&mut self, now: u64, reason: Reason) {
+        let transport = match &reason {
+            Reason::TransportFailed { transport, .. } | Reason::ConnectTimeout(transport) => {
+                *transport
+            }
+            _ => return,
+        };
+        self.conn = None;
+        self.timers[Timer::ConnectTimeout as usize] = None;
+        self.skip_until
+            .insert(transport, now + self.config.transport_retry_ms);
+        self.events.push_back(Event::Error {
+            code: reason.code().to_owned(),
+            message: reason.to_string(),
+        });
+        // The next transport right away; backoff once every one was tried.
+        self.start_attempt(now);
+    }
+
+    fn connection_lost(&mut self, now: u64, reason: Reason) {
+        self.drop_conn();
+        self.set_state(State::Reconnecting, reason);
+        // The transport that just worked is tried first again.
+        self.schedule_retry(now);
+    }
+
+    fn protocol_error(&mut self, now: u64, message: String) {
+        self.events.push_back(Event::Error {
+            code: "protocol_error".into(),
+            message: message.clone(),
+        });
+        match self.conn.as_ref() {
+            Some(c) if c.greeted => self.connection_lost(now, Reason::ProtocolError(message)),
+            Some(c) => {
+                let (id, transport) = (c.id, c.transport);
+                self.actions.push_back(Action::Close { conn: id });
+                self.transport_failed(
+                    now,
+                    Reason::TransportFailed {
+                        transport,
+                        error: message,
+                    },
+                );
+            }
+            None => {}
+        }
+    }
+
+    fn shut(&mut self, reason: Reason) {
+        if let Some(c) = self.conn.take() {
+            self.actions.push_back(Action::Close { conn: c.id });
+        }
+        self.timers = [None; 4];
+        let mut failed: Vec<PendingPublish> = self.outbox.drain(..).collect();
+        failed.extend(self.inflight.drain().map(|(_, p)| p));
+        failed.sort_by_key(|p| p.seq);
+        for p in failed {
+            self.events.push_back(Event::PublishFailed {
+                msg_id: p.msg_id,
+                code: "closed".into(),
+                message: "the client closed before the publish was acknowledged".into(),
+            });
+        }
+        self.set_state(State::Closed, reason);
+    }
+
+    fn greet(&mut self, now: u64, heartbeat_ms: u64) {
+        let Some(c) = self.conn.as_mut() else { return };
+        c.greeted = true;
+        c.heartbeat_ms = heartbeat_ms;
+        let (transport, bidirectional) = (c.transport, c.transport.bidirectional());
+        self.attempt = 0;
+        self.tried.clear();
+        self.skip_until.remove(&transport);
+        self.timers[Timer::ConnectTimeout as usize] = None;
+        self.timers[Timer::PeerSilence as usize] =
+            Some(now + heartbeat_ms + self.config.heartbeat_margin_ms);
+        if self.config.transports.first() != Some(&transport) {
+            self.timers[Timer::UpgradeProbe as usize] = Some(now + self.config.upgrade_probe_ms);
+        }
+        self.set_state(State::Connected, Reason::Opened(transport));
+        if bidirectional {
+            let topics: Vec<String> = self.subs.keys().cloned().collect();
+            for t in topics {
+                self.send_subscribe(&t);
+            }
+        }
+        self.flush_outbox();
+    }
+
+    /// Reopens a one-way transport so its request names the current topics.
+    fn reopen(&mut self, now: u64) {
+        let Some(transport) = self.transport() else {
+            return;
+        };
+        self.drop_conn();
+        self.set_state(State::Reconnecting, Reason::Resubscribe);
+        self.skip_until.remove(&transport);
+        // Same transport again: only its request changes.
+        let before: Vec<TransportKind> = self
+            .config
+            .transports
+            .iter()
+            .copied()
+            .take_while(|t| *t != transport)
+            .collect();
+        self.tried = before;
+        self.start_attempt(now);
+    }
+
+    fn send(&mut self, conn: u64, frame: &ClientFrame) {
+        if let Some(c) = self.conn.as_ref().filter(|c| c.id == conn) {
+            let bytes = c.encoding.encode_client(frame);
+            self.actions.push_back(Action::Send { conn, bytes });
+        }
+    }
+
+    fn send_subscribe(&mut self, topic: &str) {
+        let Some((conn, true)) = self.live() else {
+            return;
+        };
+        let id = self.next_req;
+        self.next_req += 1;
+        self.pending_subs.insert(id, topic.to_owned());
+        let since = self.subs.get(topic).and_then(|s| s.position.clone());
+        let frame = ClientFrame::Subscribe {
+            id: Some(id),
+            topic: topic.to_owned(),
+            since,
+        };
+        self.send(conn, &frame);
+    }
+
+    fn flush_outbox(&mut self) {
+        while let Some(p) = self.outbox.pop_front() {
+            self.send_publish(p);
+        }
+    }
+
+    fn send_publish(&mut self, p: PendingPublish) {
+        match self.live() {
+            Some((conn, true)) => {
+                let id = self.next_req;
+                self.next_req += 1;
+                let frame = ClientFrame::Publish {
+                    id: Some(id),
+                    topic: p.topic.clone(),
+                    event: p.event.clone(),
+                    data: p.data.clone(),
+                    msg_id: Some(p.msg_id.clone()),
+                };
+                self.send(conn, &frame);
+                self.inflight.insert(id, p);
+            }
+            Some((_, false)) => {
+                self.actions.push_back(Action::HttpPublish {
+                    msg_id: p.msg_id.clone(),
+                    topic: p.topic.clone(),
+                    event: p.event.clone(),
+                    data: p.data.clone(),
+                });
+                self.inflight_http.insert(p.msg_id.clone(), p);
+            }
+            None => self.outbox.push_back(p),
+        }
+    }
+
+    fn handle_server_frame(&mut self, now: u64, frame: ServerFrame) {
+        match frame {
+            ServerFrame::Connected { heartbeat_ms, .. } => {
+                if self.conn.as_ref().is_some_and(|c| !c.greeted) {
+                    self.greet(now, heartbeat_ms);
+                }
+            }
+            ServerFrame::Subscribed {
+                id,
+                topic,
+                epoch,
+                offset,
+                recovered,
+                publications,
+            } => {
+                let asked = id.and_then(|id| self.pending_subs.remove(&id));
+                let Some(sub) = self.subs.get_mut(&topic) else {
+                    if asked.is_none() {
+                        // Never asked for (an unsubscribe racing its answer is fine).
+                        self.protocol_error(
+                            now,
+                            format!("subscribed to {topic}, which was never requested"),
+                        );
+                    }
+                    return;
+                };
+                let position = Position { epoch, offset };
+                let resumed = sub.position.is_some();
+                if !recovered {
+                    sub.position = Some(position.clone());
+                }
+                let event = if resumed {
+                    Event::Recovered {
+                        topic: topic.clone(),
+                        recovered,
+                        position: sub.position.clone().unwrap_or(position),
+                    }
+                } else {
+                    sub.announced = true;
+                    Event::Subscribed {
+                        topic: topic.clone(),
+                        position: sub.position.clone().unwrap_or(position),
+                    }
+                };
+                self.events.push_back(event);
+                for p in publications {
+                    self.deliver(p);
+                }
+            }
+            ServerFrame::Publication(p) => self.deliver(p),
+            ServerFrame::Ack {
+                id,
+                topic,
+                epoch,
+                offset,
+            } => {
+                if let Some(p) = id.and_then(|id| self.inflight.remove(&id)) {
+                    self.events.push_back(Event::Published {
+                        msg_id: p.msg_id,
+                        topic,
+                        position: Position { epoch, offset },
+                    });
+                }
+            }
+            ServerFrame::Error { id, code, message } => {
+                if let Some(p) = id.and_then(|id| self.inflight.remove(&id)) {
+                    self.events.push_back(Event::PublishFailed {
+                        msg_id: p.msg_id,
+                        code,
+                        message,
+                    });
+                } else if let Some(topic) = id.and_then(|id| self.pending_subs.remove(&id)) {
+                    self.subs.remove(&topic);
+                    self.events.push_back(Event::SubscribeFailed {
+                        topic,
+                        code,
+                        message,
+                    });
+                } else {
+                    self.events.push_back(Event::Error { code, message });
+                }
+            }
+            ServerFrame::Disconnect {
+                code,
+                reason,
+                reconnect,
+            } => {
+                let why = Reason::ServerDisconnect {
+                    code,
+                    reason,
+                    reconnect,
+                };
+                if reconnect {
+                    self.connection_lost(now, why);
+                } else {
+                    self.shut(why);
+                }
+            }
+            // Pong, Unsubscribed, History: nothing to do for the engine.
+            _ => {}
+        }
+    }
+
+    /// Hands a publication to the app once, in order; tells the app when
+    /// continuity broke.
+    fn deliver(&mut self, p: Publication) {
+        let Some(sub) = self.subs.get_mut(&p.topic) else {
+            return;
+        };
+        match &sub.position {
+            Some(pos) if pos.epoch == p.epoch && p.offset <= pos.offset => return,
+            Some(pos) if pos.epoch != p.epoch || p.offset > pos.offset + 1 => {
+                self.events.push_back(Event::Recovered {
+                    topic: p.topic.clone(),
+                    recovered: false,
+                    position: pos.clone(),
+                });
+            }
+            _ => {}
+        }
+        sub.position = Some(p.position());
+        self.events.push_back(Event::Publication(p));
+    }
+}
+
+fn base36(mut v: u64, len: usize) -> String {
+    const A: &[u8] = b"0123456789abcdefghijklmnopqrstuvwxyz";
+    (0..len)
+        .map(|_| {
+            let c = A[(v % 36) as usize] as char;
+            v /= 36;
+            c
+        })
+        .collect()
+}
