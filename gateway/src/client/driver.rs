@@ -1,0 +1,373 @@
+//! The task that runs the engine: it feeds it commands, transport reports and
+//! time, and carries out its actions.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::Request;
+use livegate_core::client::{Action, Client as Engine, Event, State, TransportKind};
+use livegate_core::protocol::Position;
+use livegate_core::Encoding;
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+use super::http::{self, Endpoint};
+use super::transport::{self, Io, Open};
+use super::{Ack, ClientError, Command, SubscriptionEvent};
+
+struct Conn {
+    outgoing: Option<mpsc::UnboundedSender<Vec<u8>>>,
+    task: JoinHandle<()>,
+}
+
+pub(super) struct Driver {
+    engine: Engine,
+    endpoint: Endpoint,
+    token: Option<String>,
+    api_key: Option<String>,
+    state: watch::Sender<State>,
+    start: Instant,
+    conns: HashMap<u64, Conn>,
+    subscribers: HashMap<String, Vec<mpsc::UnboundedSender<SubscriptionEvent>>>,
+    listeners: Vec<mpsc::UnboundedSender<Event>>,
+    publishes: HashMap<String, oneshot::Sender<Result<Ack, ClientError>>>,
+    io_tx: mpsc::UnboundedSender<Io>,
+    io_rx: mpsc::UnboundedReceiver<Io>,
+    http_tx: mpsc::UnboundedSender<(String, Result<Position, (String, String, bool)>)>,
+    http_rx: mpsc::UnboundedReceiver<(String, Result<Position, (String, String, bool)>)>,
+    closing: Vec<oneshot::Sender<()>>,
+}
+
+impl Driver {
+    pub(super) fn new(
+        engine: Engine,
+        endpoint: Endpoint,
+        token: Option<String>,
+        api_key: Option<String>,
+        state: watch::Sender<State>,
+    ) -> Self {
+        let (io_tx, io_rx) = mpsc::unbounded_channel();
+        let (http_tx, http_rx) = mpsc::unbounded_channel();
+        Self {
+            engine,
+            endpoint,
+            token,
+            api_key,
+            state,
+            start: Instant::now(),
+            conns: HashMap::new(),
+            subscribers: HashMap::new(),
+            listeners: Vec::new(),
+            publishes: HashMap::new(),
+            io_tx,
+            io_rx,
+            http_tx,
+            http_rx,
+            closing: Vec::new(),
+        }
+    }
+
+    fn now(&self) -> u64 {
+        self.start.elapsed().as_millis() as u64
+    }
+
+    pub(super) async fn run(mut self, mut commands: mpsc::UnboundedReceiver<Command>) {
+        let now = self.now();
+        self.engine.connect(now);
+        loop {
+            self.drain();
+            if self.engine.state() == State::Closed {
+                break;
+            }
+            let deadline = self
+                .engine
+                .poll_timeout()
+                .map(|t| self.start + Duration::from_millis(t));
+            tokio::select! {
+                cmd = commands.recv() => match cmd {
+                    Some(cmd) => self.command(cmd),
+                    // Every handle was dropped: nobody can read anything any more.
+                    None => { let now = self.now(); self.engine.close(now); }
+                },
+                Some(io) = self.io_rx.recv() => {
+                    let now = self.now();
+                    match io {
+                        Io::Transport(conn, ev) => self.engine.handle_transport(now, conn, ev),
+                        Io::Frame(conn, bytes) => self.engine.handle_frame(now, conn, &bytes),
+                        Io::Activity(conn) => self.engine.handle_activity(now, conn),
+                    }
+                }
+                Some((msg_id, result)) = self.http_rx.recv() => {
+                    let now = self.now();
+                    self.engine.handle_http_publish(now, &msg_id, result);
+                }
+                _ = sleep_until(deadline) => {
+                    let now = self.now();
+                    self.engine.handle_timeout(now);
+                }
+            }
+        }
+        for (_, c) in self.conns.drain() {
+            c.task.abort();
+        }
+        for (_, reply) in self.publishes.drain() {
+            let _ = reply.send(Err(ClientError::Closed));
+        }
+        for done in self.closing.drain(..) {
+            let _ = done.send(());
+        }
+        // Commands sent after the close get Closed.
+        commands.close();
+        while let Some(cmd) = commands.recv().await {
+            match cmd {
+                Command::Subscribe(_, _, reply) => {
+                    let _ = reply.send(Err(ClientError::Closed));
+                }
+                Command::Publish { reply, .. } => {
+                    let _ = reply.send(Err(ClientError::Closed));
+                }
+                Command::Close(done) => {
+                    let _ = done.send(());
+                }
+                Command::Events(_) => {}
+            }
+        }
+    }
+
+    fn command(&mut self, cmd: Command) {
+        let now = self.now();
+        match cmd {
+            Command::Subscribe(topic, tx, reply) => {
+                let result = self
+                    .engine
+                    .subscribe(now, &topic)
+                    .map_err(|e| command_error(&e));
+                if result.is_ok() {
+                    self.subscribers.entry(topic).or_default().push(tx);
+                }
+                let _ = reply.send(result);
+            }
+            Command::Publish {
+                topic,
+                event,
+                data,
+                reply,
+            } => match self.engine.publish(now, &topic, event, data) {
+                Ok(msg_id) => {
+                    self.publishes.insert(msg_id, reply);
+                }
+                Err(e) => {
+                    let _ = reply.send(Err(command_error(&e)));
+                }
+            },
+            Command::Events(tx) => self.listeners.push(tx),
+            Command::Close(done) => {
+                self.closing.push(done);
+                self.engine.close(now);
+            }
+        }
+    }
+
+    /// Carries out every pending action and hands every event out.
+    fn drain(&mut self) {
+        while let Some(action) = self.engine.poll_action() {
+            self.act(action);
+        }
+        while let Some(event) = self.engine.poll_event() {
+            self.dispatch(event);
+        }
+    }
+
+    fn act(&mut self, action: Action) {
+        match action {
+            Action::Connect {
+                conn,
+                transport,
+                encoding,
+                subscriptions,
+            } => {
+                let open = Open {
+                    conn,
+                    endpoint: self.endpoint.clone(),
+                    token: self.token.clone(),
+                    subscriptions,
+                    io: self.io_tx.clone(),
+                    poll_timeout_ms: self.engine.config().poll_timeout_ms,
+                };
+                let (outgoing, task) = match transport {
+                    TransportKind::WebSocket => {
+                        let (tx, rx) = mpsc::unbounded_channel();
+                        (Some(tx), tokio::spawn(transport::websocket(open, encoding, rx)))
+                    }
+                    TransportKind::Sse => (None, tokio::spawn(transport::sse(open))),
+                    TransportKind::LongPoll => (None, tokio::spawn(transport::poll(open))),
+                    TransportKind::WebTransport => {
+                        let io = open.io.clone();
+                        let task = tokio::spawn(async move {
+                            let _ = io.send(Io::Transport(
+                                conn,
+                                livegate_core::client::TransportEvent::Failed(
+                                    "WebTransport is not available in this client yet".into(),
+                                ),
+                            ));
+                        });
+                        (None, task)
+                    }
+                };
+                self.conns.insert(conn, Conn { outgoing, task });
+            }
+            Action::Send { conn, bytes } => {
+                if let Some(tx) = self.conns.get(&conn).and_then(|c| c.outgoing.as_ref()) {
+                    let _ = tx.send(bytes);
+                }
+            }
+            Action::Close { conn } => {
+                if let Some(c) = self.conns.remove(&conn) {
+                    // Dropping the sender lets a WebSocket close politely; others stop now.
+                    if c.outgoing.is_none() {
+                        c.task.abort();
+                    }
+                }
+            }
+            Action::HttpPublish {
+                msg_id,
+                topic,
+                event,
+                data,
+            } => {
+                let endpoint = self.endpoint.clone();
+                let api_key = self.api_key.clone();
+                let results = self.http_tx.clone();
+                tokio::spawn(async move {
+                    let result = http_publish(&endpoint, api_key.as_deref(), &msg_id, &topic, event, &data).await;
+                    let _ = results.send((msg_id, result));
+                });
+            }
+            _ => {}
+        }
+    }
+
+    fn dispatch(&mut self, event: Event) {
+        self.listeners.retain(|l| l.send(event.clone()).is_ok());
+        match event {
+            Event::State { to, .. } => {
+                let _ = self.state.send(to);
+            }
+            Event::Publication(p) => {
+                let topic = p.topic.clone();
+                self.to_topic(&topic, SubscriptionEvent::Publication(p));
+            }
+            Event::Subscribed { topic, position } => {
+                self.to_topic(&topic, SubscriptionEvent::Subscribed(position));
+            }
+            Event::Recovered {
+                topic,
+                recovered,
+                position,
+            } => self.to_topic(&topic, SubscriptionEvent::Recovered { recovered, position }),
+            Event::SubscribeFailed {
+                topic,
+                code,
+                message,
+            } => {
+                self.to_topic(&topic, SubscriptionEvent::Failed { code, message });
+                self.subscribers.remove(&topic);
+            }
+            Event::Published {
+                msg_id,
+                topic,
+                position,
+            } => {
+                if let Some(reply) = self.publishes.remove(&msg_id) {
+                    let _ = reply.send(Ok(Ack {
+                        msg_id,
+                        topic,
+                        position,
+                    }));
+                }
+            }
+            Event::PublishFailed {
+                msg_id,
+                code,
+                message,
+            } => {
+                if let Some(reply) = self.publishes.remove(&msg_id) {
+                    let _ = reply.send(Err(if code == "closed" {
+                        ClientError::Closed
+                    } else {
+                        ClientError::Refused { code, message }
+                    }));
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn to_topic(&mut self, topic: &str, event: SubscriptionEvent) {
+        if let Some(list) = self.subscribers.get_mut(topic) {
+            list.retain(|s| s.send(event.clone()).is_ok());
+        }
+    }
+}
+
+fn command_error(e: &livegate_core::client::CommandError) -> ClientError {
+    match e {
+        livegate_core::client::CommandError::Closed => ClientError::Closed,
+        other => ClientError::Invalid(other.to_string()),
+    }
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// `POST /api/publish`; `Err(.., true)` when worth retrying (network, 5xx).
+async fn http_publish(
+    endpoint: &Endpoint,
+    api_key: Option<&str>,
+    msg_id: &str,
+    topic: &str,
+    event: Option<String>,
+    data: &livegate_core::Payload,
+) -> Result<Position, (String, String, bool)> {
+    let data: Box<serde_json::value::RawValue> =
+        serde_json::value::RawValue::from_string(String::from_utf8_lossy(&data.to_json()).into_owned())
+            .map_err(|e| ("bad_request".to_owned(), e.to_string(), false))?;
+    let body = serde_json::json!({"topic": topic, "event": event, "data": data, "msg_id": msg_id});
+    let mut b = Request::post(endpoint.path("/api/publish"))
+        .header(hyper::header::HOST, endpoint.authority())
+        .header(hyper::header::CONTENT_TYPE, "application/json");
+    if let Some(k) = api_key {
+        b = b.header(hyper::header::AUTHORIZATION, format!("Bearer {k}"));
+    }
+    let req = b
+        .body(Full::new(Bytes::from(body.to_string())))
+        .map_err(|e| ("bad_request".to_owned(), e.to_string(), false))?;
+    let io = |e: ClientError| ("io".to_owned(), e.to_string(), true);
+    let res = http::send(endpoint, req).await.map_err(io)?;
+    let status = res.status();
+    let bytes = http::body_bytes(res, 64 * 1024).await.map_err(io)?;
+    let v: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
+    if status.is_success() {
+        let epoch = v["epoch"].as_str().unwrap_or_default().to_owned();
+        let offset = v["offset"].as_u64().unwrap_or_default();
+        return Ok(Position { epoch, offset });
+    }
+    let code = v["code"].as_str().unwrap_or("http_error").to_owned();
+    let message = v["message"]
+        .as_str()
+        .map_or_else(|| format!("HTTP {status}"), str::to_owned);
+    Err((code, message, status.is_server_error()))
+}
+
+#[allow(dead_code)]
+fn _assert_send() {
+    fn is_send<T: Send>() {}
+    is_send::<Encoding>();
+}

@@ -1,0 +1,117 @@
+//! A minimal HTTP/1.1 client on hyper for the one-way transports and HTTP
+//! publish: one TCP connection per request, no TLS (yet).
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::{Request, Response};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
+
+use super::ClientError;
+
+/// Where the gateway is: `http://host:port[/prefix]`.
+#[derive(Debug, Clone)]
+pub struct Endpoint {
+    authority: String,
+    prefix: String,
+}
+
+impl Endpoint {
+    /// Parses the gateway's HTTP URL (`ws://` is accepted as well).
+    pub fn parse(url: &str) -> Result<Self, ClientError> {
+        let bad = |why: &str| ClientError::BadUrl(format!("{url:?}: {why}"));
+        let rest = url
+            .strip_prefix("http://")
+            .or_else(|| url.strip_prefix("ws://"))
+            .ok_or_else(|| bad("expected http://HOST:PORT (TLS is not supported yet)"))?;
+        let (authority, path) = match rest.find('/') {
+            Some(i) => (&rest[..i], &rest[i..]),
+            None => (rest, ""),
+        };
+        if authority.is_empty() || authority.contains(['@', '?', '#', ' ']) {
+            return Err(bad("expected a host and an optional port"));
+        }
+        let authority = if authority.rsplit_once(':').is_some_and(|(_, p)| p.parse::<u16>().is_ok())
+            || authority.ends_with(']')
+        {
+            authority.to_owned()
+        } else if authority.contains(':') && !authority.starts_with('[') {
+            return Err(bad("the port is not a number"));
+        } else {
+            format!("{authority}:80")
+        };
+        Ok(Self {
+            authority,
+            prefix: path.trim_end_matches('/').to_owned(),
+        })
+    }
+
+    /// `ws://authority/prefix/ws`.
+    pub fn ws_url(&self) -> String {
+        format!("ws://{}{}/ws", self.authority, self.prefix)
+    }
+
+    /// `host:port` to connect to.
+    pub fn authority(&self) -> &str {
+        &self.authority
+    }
+
+    /// A path below the gateway's prefix.
+    pub fn path(&self, p: &str) -> String {
+        format!("{}{p}", self.prefix)
+    }
+}
+
+/// Sends one request on a fresh connection; the body streams after this returns.
+pub async fn send(
+    endpoint: &Endpoint,
+    request: Request<Full<Bytes>>,
+) -> Result<Response<Incoming>, ClientError> {
+    let tcp = TcpStream::connect(endpoint.authority())
+        .await
+        .map_err(|e| ClientError::Io(format!("connect {}: {e}", endpoint.authority())))?;
+    let _ = tcp.set_nodelay(true);
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
+        .await
+        .map_err(|e| ClientError::Io(e.to_string()))?;
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    sender
+        .send_request(request)
+        .await
+        .map_err(|e| ClientError::Io(e.to_string()))
+}
+
+/// Reads a whole (bounded) body.
+pub async fn body_bytes(res: Response<Incoming>, limit: usize) -> Result<Bytes, ClientError> {
+    let body = http_body_util::Limited::new(res.into_body(), limit);
+    body.collect()
+        .await
+        .map(|c| c.to_bytes())
+        .map_err(|e| ClientError::Io(format!("reading the body: {e}")))
+}
+
+/// Percent-encodes a query value.
+pub fn encode(v: &str) -> String {
+    form_urlencoded::byte_serialize(v.as_bytes()).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_gateway_urls() {
+        let e = Endpoint::parse("http://127.0.0.1:8080").unwrap();
+        assert_eq!(e.ws_url(), "ws://127.0.0.1:8080/ws");
+        assert_eq!(e.path("/sse"), "/sse");
+        let e = Endpoint::parse("http://localhost:9/live/").unwrap();
+        assert_eq!(e.ws_url(), "ws://localhost:9/live/ws");
+        assert_eq!(Endpoint::parse("http://example").unwrap().authority(), "example:80");
+        for bad in ["https://x", "ftp://x", "http://", "http://a:b", "127.0.0.1:8080"] {
+            assert!(Endpoint::parse(bad).is_err(), "{bad}");
+        }
+    }
+}

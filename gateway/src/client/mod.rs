@@ -1,0 +1,335 @@
+//! The native Rust client: tokio I/O over WebSocket, SSE and long-poll,
+//! driven by the sans-IO engine of `livegate_core::client`.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), livegate::client::ClientError> {
+//! use futures_util::StreamExt;
+//! use livegate::client::{ClientBuilder, SubscriptionEvent};
+//!
+//! let client = ClientBuilder::new("http://127.0.0.1:8080").connect()?;
+//! let mut alerts = client.subscribe("alerts").await?;
+//! while let Some(event) = alerts.next().await {
+//!     if let SubscriptionEvent::Publication(p) = event {
+//!         println!("{} {:?}", p.offset, p.data.to_json_value());
+//!     }
+//! }
+//! # Ok(()) }
+//! ```
+
+mod driver;
+pub mod http;
+pub mod transport;
+
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use futures_util::Stream;
+use livegate_core::client::{Backoff, ClientConfig, Event, State, TransportKind};
+use livegate_core::protocol::{Position, Publication};
+use livegate_core::{Encoding, Payload};
+use tokio::sync::{mpsc, oneshot, watch};
+
+use self::http::Endpoint;
+
+/// What went wrong, as the app sees it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ClientError {
+    /// The URL is not a gateway URL.
+    #[error("bad gateway URL {0}")]
+    BadUrl(String),
+    /// A network error.
+    #[error("I/O error: {0}")]
+    Io(String),
+    /// The client is closed (by the app, or by the gateway with `reconnect: false`).
+    #[error("the client is closed")]
+    Closed,
+    /// The gateway refused a request.
+    #[error("refused by the gateway ({code}): {message}")]
+    Refused {
+        /// Error code (`docs/protocol.md`).
+        code: String,
+        /// Explanation.
+        message: String,
+    },
+    /// The request was not valid (bad topic name, full offline queue, ...).
+    #[error("{0}")]
+    Invalid(String),
+    /// No tokio runtime to run on.
+    #[error("the client needs a tokio runtime: call connect() inside one")]
+    NoRuntime,
+}
+
+/// A publish acknowledged by the gateway.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ack {
+    /// The client-generated id (the gateway's dedupe key).
+    pub msg_id: String,
+    /// The topic.
+    pub topic: String,
+    /// Where the publication landed.
+    pub position: Position,
+}
+
+/// What a subscription yields.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SubscriptionEvent {
+    /// A publication, each exactly once and in order.
+    Publication(Publication),
+    /// The subscription is live.
+    Subscribed(Position),
+    /// After a reconnect: `false` means publications were missed for good
+    /// (history too short, or the gateway restarted): reload your state.
+    Recovered {
+        /// Whether nothing was lost.
+        recovered: bool,
+        /// The position the stream continues from.
+        position: Position,
+    },
+    /// The gateway refused the subscription; the stream ends after this.
+    Failed {
+        /// Error code.
+        code: String,
+        /// Explanation.
+        message: String,
+    },
+}
+
+/// A change of connection state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StateChange {
+    /// Old state.
+    pub from: State,
+    /// New state.
+    pub to: State,
+    /// Why, as a code and a sentence.
+    pub code: String,
+    /// Why, in words.
+    pub message: String,
+}
+
+/// Builds a [`Client`].
+#[derive(Debug, Clone)]
+pub struct ClientBuilder {
+    url: String,
+    config: ClientConfig,
+    token: Option<String>,
+    api_key: Option<String>,
+    seed: Option<u64>,
+}
+
+impl ClientBuilder {
+    /// A client of the gateway at `url` (`http://host:port`).
+    pub fn new(url: impl Into<String>) -> Self {
+        let mut config = ClientConfig::default();
+        // WebTransport is not in the native client yet.
+        config.transports.retain(|t| *t != TransportKind::WebTransport);
+        Self {
+            url: url.into(),
+            config,
+            token: None,
+            api_key: None,
+            seed: None,
+        }
+    }
+
+    /// Transports to use, best first (default: WebSocket, SSE, long-poll).
+    pub fn transports(mut self, transports: impl IntoIterator<Item = TransportKind>) -> Self {
+        self.config.transports = transports.into_iter().collect();
+        self
+    }
+
+    /// Frame encoding on WebSocket (default MessagePack).
+    pub fn encoding(mut self, encoding: Encoding) -> Self {
+        self.config.encoding = encoding;
+        self
+    }
+
+    /// A token sent as `Authorization: Bearer` on every connection.
+    pub fn token(mut self, token: impl Into<String>) -> Self {
+        self.token = Some(token.into());
+        self
+    }
+
+    /// The gateway's API key, for publishes that go over HTTP (SSE, long-poll).
+    pub fn api_key(mut self, key: impl Into<String>) -> Self {
+        self.api_key = Some(key.into());
+        self
+    }
+
+    /// Reconnect backoff bounds (default 500 ms to 20 s).
+    pub fn backoff(mut self, min: std::time::Duration, max: std::time::Duration) -> Self {
+        self.config.backoff = Backoff {
+            min_ms: min.as_millis() as u64,
+            max_ms: max.as_millis() as u64,
+        };
+        self
+    }
+
+    /// Any other engine setting.
+    pub fn configure(mut self, f: impl FnOnce(&mut ClientConfig)) -> Self {
+        f(&mut self.config);
+        self
+    }
+
+    /// Starts the client on the current tokio runtime; it connects, and
+    /// reconnects, on its own.
+    pub fn connect(self) -> Result<Client, ClientError> {
+        let endpoint = Endpoint::parse(&self.url)?;
+        if self.config.transports.is_empty() {
+            return Err(ClientError::Invalid("no transport to use".into()));
+        }
+        let runtime = tokio::runtime::Handle::try_current().map_err(|_| ClientError::NoRuntime)?;
+        let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
+        let (state_tx, state_rx) = watch::channel(State::Disconnected);
+        let seed = self.seed.unwrap_or_else(|| {
+            let mut b = [0u8; 8];
+            let _ = getrandom::fill(&mut b);
+            u64::from_le_bytes(b) ^ crate::now_ms()
+        });
+        let driver = driver::Driver::new(
+            livegate_core::client::Client::new(self.config, seed),
+            endpoint,
+            self.token,
+            self.api_key,
+            state_tx,
+        );
+        runtime.spawn(driver.run(cmd_rx));
+        Ok(Client {
+            commands: cmd_tx,
+            state: state_rx,
+        })
+    }
+}
+
+pub(crate) enum Command {
+    Subscribe(String, mpsc::UnboundedSender<SubscriptionEvent>, oneshot::Sender<Result<(), ClientError>>),
+    Publish {
+        topic: String,
+        event: Option<String>,
+        data: Payload,
+        reply: oneshot::Sender<Result<Ack, ClientError>>,
+    },
+    Events(mpsc::UnboundedSender<Event>),
+    Close(oneshot::Sender<()>),
+}
+
+/// A handle on a running client; clones share the connection.
+#[derive(Clone, Debug)]
+pub struct Client {
+    commands: mpsc::UnboundedSender<Command>,
+    state: watch::Receiver<State>,
+}
+
+impl Client {
+    /// Subscribes; the stream yields the topic's publications, exactly once
+    /// and in order across reconnects, and its status events.
+    pub async fn subscribe(&self, topic: &str) -> Result<Subscription, ClientError> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let (reply, answer) = oneshot::channel();
+        self.commands
+            .send(Command::Subscribe(topic.to_owned(), tx, reply))
+            .map_err(|_| ClientError::Closed)?;
+        answer.await.map_err(|_| ClientError::Closed)??;
+        Ok(Subscription { rx })
+    }
+
+    /// Publishes and waits for the gateway's ack. While disconnected the
+    /// publish waits in the offline queue; retries are delivered once.
+    pub async fn publish(&self, topic: &str, data: Payload) -> Result<Ack, ClientError> {
+        self.publish_event(topic, None, data).await
+    }
+
+    /// Publishes with an event name.
+    pub async fn publish_event(
+        &self,
+        topic: &str,
+        event: Option<String>,
+        data: Payload,
+    ) -> Result<Ack, ClientError> {
+        let (reply, answer) = oneshot::channel();
+        self.commands
+            .send(Command::Publish {
+                topic: topic.to_owned(),
+                event,
+                data,
+                reply,
+            })
+            .map_err(|_| ClientError::Closed)?;
+        answer.await.map_err(|_| ClientError::Closed)?
+    }
+
+    /// Every engine event from now on (state changes, publications of all
+    /// topics, errors), for logging and tools such as `livegate sub`.
+    pub fn events(&self) -> EventStream {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let _ = self.commands.send(Command::Events(tx));
+        EventStream { rx }
+    }
+
+    /// The current state.
+    pub fn state(&self) -> State {
+        *self.state.borrow()
+    }
+
+    /// State changes from now on, with their reasons.
+    pub fn state_changes(&self) -> impl Stream<Item = StateChange> + Send + 'static {
+        use futures_util::StreamExt;
+        self.events().filter_map(|e| {
+            std::future::ready(match e {
+                Event::State { from, to, reason } => Some(StateChange {
+                    from,
+                    to,
+                    code: reason.code().to_owned(),
+                    message: reason.to_string(),
+                }),
+                _ => None,
+            })
+        })
+    }
+
+    /// Waits until the client is in `state` (or closed).
+    pub async fn wait_for(&self, state: State) -> State {
+        let mut rx = self.state.clone();
+        let r = rx
+            .wait_for(|s| *s == state || *s == State::Closed)
+            .await
+            .map(|s| *s);
+        r.unwrap_or(State::Closed)
+    }
+
+    /// Closes the connection and stops reconnecting.
+    pub async fn close(&self) {
+        let (tx, rx) = oneshot::channel();
+        if self.commands.send(Command::Close(tx)).is_ok() {
+            let _ = rx.await;
+        }
+    }
+}
+
+/// A subscription's events.
+#[derive(Debug)]
+pub struct Subscription {
+    rx: mpsc::UnboundedReceiver<SubscriptionEvent>,
+}
+
+impl Stream for Subscription {
+    type Item = SubscriptionEvent;
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.rx.poll_recv(cx)
+    }
+}
+
+/// All engine events.
+#[derive(Debug)]
+pub struct EventStream {
+    rx: mpsc::UnboundedReceiver<Event>,
+}
+
+impl Stream for EventStream {
+    type Item = Event;
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.rx.poll_recv(cx)
+    }
+}
