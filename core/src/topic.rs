@@ -6,6 +6,8 @@ use serde::Deserialize;
 pub const MAX_TOPIC_LEN: usize = 200;
 /// Longest event name, in bytes.
 pub const MAX_EVENT_LEN: usize = 64;
+/// Longest publish `msg_id`, in bytes.
+pub const MAX_MSG_ID_LEN: usize = 64;
 /// Topics that start with this are reserved for the gateway.
 pub const RESERVED_PREFIX: char = '$';
 
@@ -88,6 +90,36 @@ pub fn validate_event(name: &str) -> Result<(), NameError> {
             ch,
             allowed: "any character but control characters",
         });
+    }
+    Ok(())
+}
+
+/// Why a publish `msg_id` is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum MsgIdError {
+    /// Empty id.
+    #[error("msg_id is empty; it must be 1 to {MAX_MSG_ID_LEN} bytes")]
+    Empty,
+    /// Id too long.
+    #[error("msg_id is {0} bytes, the limit is {MAX_MSG_ID_LEN}")]
+    TooLong(usize),
+    /// A control character.
+    #[error("msg_id contains the control character {0:?}; control characters are not allowed")]
+    ControlChar(char),
+}
+
+/// Checks a publish `msg_id`: 1 to [`MAX_MSG_ID_LEN`] bytes, no control
+/// characters.
+pub fn validate_msg_id(id: &str) -> Result<(), MsgIdError> {
+    if id.is_empty() {
+        return Err(MsgIdError::Empty);
+    }
+    if id.len() > MAX_MSG_ID_LEN {
+        return Err(MsgIdError::TooLong(id.len()));
+    }
+    if let Some(ch) = id.chars().find(|c| c.is_control()) {
+        return Err(MsgIdError::ControlChar(ch));
     }
     Ok(())
 }
@@ -215,6 +247,23 @@ mod tests {
         assert!(validate_event("").is_err());
         assert!(validate_event("a\nb").is_err());
         assert!(validate_event(&"e".repeat(65)).is_err());
+    }
+
+    #[test]
+    fn msg_id_rules() {
+        for ok in ["c7f3a-12", "x", "héllo wörld", &"m".repeat(MAX_MSG_ID_LEN)] {
+            assert_eq!(validate_msg_id(ok), Ok(()), "{ok}");
+        }
+        assert_eq!(validate_msg_id(""), Err(MsgIdError::Empty));
+        assert_eq!(
+            validate_msg_id(&"m".repeat(65)),
+            Err(MsgIdError::TooLong(65))
+        );
+        assert_eq!(validate_msg_id("a\tb"), Err(MsgIdError::ControlChar('\t')));
+        assert_eq!(
+            validate_msg_id("a\u{7f}"),
+            Err(MsgIdError::ControlChar('\u{7f}'))
+        );
     }
 
     #[test]

@@ -11,11 +11,12 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use livegate_core::history::Unrecoverable;
 use livegate_core::protocol::Position;
-use livegate_core::topic::{is_reserved, validate_event, validate_topic};
+use livegate_core::topic::{is_reserved, validate_event, validate_msg_id, validate_topic};
 use livegate_core::{Encoding, Payload};
 use serde::{Deserialize, Deserializer};
 use serde_json::value::RawValue;
 
+use crate::broker::PublishRequest;
 use crate::hub::Outbound;
 use crate::transport::session::{unrecoverable_message, DEFAULT_HISTORY_LIMIT, MAX_HISTORY_LIMIT};
 use crate::transport::{poll, sse, ws};
@@ -163,14 +164,32 @@ fn check_names(topic: &str, event: Option<&str>) -> Result<(), ApiError> {
     Ok(())
 }
 
-async fn publish(app: &App, topic: &str, event: Option<String>, data: Payload) -> Response {
-    match app.broker.publish(topic, event, data).await {
-        Ok(p) => Json(serde_json::json!({
-            "topic": p.publication.topic,
-            "epoch": p.publication.epoch,
-            "offset": p.publication.offset,
-        }))
-        .into_response(),
+/// 400 `bad_request` unless `msg_id` (when given) is 1 to 64 bytes without
+/// control characters.
+fn check_msg_id(msg_id: Option<&str>) -> Result<(), ApiError> {
+    match msg_id.map(validate_msg_id) {
+        Some(Err(e)) => Err(ApiError::bad_request(e.to_string())),
+        _ => Ok(()),
+    }
+}
+
+/// Publishes and answers `{"topic","epoch","offset"}`, plus `"duplicate":
+/// true` when the `msg_id` was already published (the position is then the
+/// first publication's).
+async fn publish(app: &App, request: PublishRequest<'_>) -> Response {
+    let topic = request.topic;
+    match app.broker.publish(request).await {
+        Ok(p) => {
+            let mut body = serde_json::json!({
+                "topic": topic,
+                "epoch": p.position.epoch,
+                "offset": p.position.offset,
+            });
+            if p.duplicate {
+                body["duplicate"] = serde_json::Value::Bool(true);
+            }
+            Json(body).into_response()
+        }
         Err(e) => ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "unavailable",
@@ -184,6 +203,7 @@ async fn publish(app: &App, topic: &str, event: Option<String>, data: Payload) -
 struct PublishBody<'a> {
     topic: Option<String>,
     event: Option<String>,
+    msg_id: Option<String>,
     #[serde(borrow, default, deserialize_with = "present_raw")]
     data: Option<&'a RawValue>,
 }
@@ -193,7 +213,7 @@ fn present_raw<'de, D: Deserializer<'de>>(d: D) -> Result<Option<&'de RawValue>,
     <&RawValue>::deserialize(d).map(Some)
 }
 
-/// `POST /api/publish` with `{"topic","event"?,"data"}`.
+/// `POST /api/publish` with `{"topic","event"?,"msg_id"?,"data"}`.
 async fn publish_json(State(app): State<Arc<App>>, req: Request) -> Response {
     let (headers, _, bytes) = match read_body(&app, req).await {
         Ok(b) => b,
@@ -206,8 +226,8 @@ async fn publish_json(State(app): State<Arc<App>>, req: Request) -> Response {
         Ok(b) => b,
         Err(e) => {
             return ApiError::bad_request(format!(
-                "the body must be a JSON object {{\"topic\", \"event\"?, \"data\"}}: {e}"
-            ))
+            "the body must be a JSON object {{\"topic\", \"event\"?, \"msg_id\"?, \"data\"}}: {e}"
+        ))
             .into_response()
         }
     };
@@ -217,16 +237,26 @@ async fn publish_json(State(app): State<Arc<App>>, req: Request) -> Response {
     if let Err(e) = check_names(&topic, body.event.as_deref()) {
         return e.into_response();
     }
+    if let Err(e) = check_msg_id(body.msg_id.as_deref()) {
+        return e.into_response();
+    }
     // The raw text is a slice of the body: keep it verbatim, without a copy.
     let start = data.get().as_ptr() as usize - bytes.as_ptr() as usize;
     let payload = match Payload::from_json(bytes.slice(start..start + data.get().len())) {
         Ok(p) => p,
         Err(e) => return ApiError::bad_request(e.to_string()).into_response(),
     };
-    publish(&app, &topic, body.event, payload).await
+    let request = PublishRequest {
+        topic: &topic,
+        event: body.event,
+        data: payload,
+        msg_id: body.msg_id,
+    };
+    publish(&app, request).await
 }
 
-/// `POST /api/publish/{topic}[?event=NAME]` with the payload as the body.
+/// `POST /api/publish/{topic}[?event=NAME][&msg_id=ID]` with the payload as
+/// the body; `Idempotency-Key: ID` is the same as `msg_id=ID`.
 async fn publish_body(
     State(app): State<Arc<App>>,
     Path(topic): Path<String>,
@@ -239,12 +269,19 @@ async fn publish_body(
     if let Err(e) = authorize(&app, &headers) {
         return e.into_response();
     }
-    let event = form_urlencoded::parse(query.as_bytes())
-        .find(|(k, _)| k == "event")
-        .map(|(_, v)| v.into_owned());
+    let param = |name: &str| {
+        form_urlencoded::parse(query.as_bytes())
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.into_owned())
+    };
+    let event = param("event");
     if let Err(e) = check_names(&topic, event.as_deref()) {
         return e.into_response();
     }
+    let msg_id = match publish_body_msg_id(param("msg_id"), &headers) {
+        Ok(id) => id,
+        Err(e) => return e.into_response(),
+    };
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -280,9 +317,49 @@ async fn publish_body(
         }
     };
     match payload {
-        Ok(p) => publish(&app, &topic, event, p).await,
+        Ok(data) => {
+            let request = PublishRequest {
+                topic: &topic,
+                event,
+                data,
+                msg_id,
+            };
+            publish(&app, request).await
+        }
         Err(e) => ApiError::bad_request(e).into_response(),
     }
+}
+
+/// The `msg_id` of `POST /api/publish/{topic}`: the `msg_id` query parameter
+/// or the `Idempotency-Key` header (both may be given if they agree).
+fn publish_body_msg_id(
+    query: Option<String>,
+    headers: &HeaderMap,
+) -> Result<Option<String>, ApiError> {
+    let mut keys = headers.get_all("idempotency-key").iter();
+    let header = match (keys.next(), keys.next()) {
+        (None, _) => None,
+        (Some(v), None) => Some(
+            std::str::from_utf8(v.as_bytes())
+                .map_err(|_| ApiError::bad_request("the Idempotency-Key header must be UTF-8"))?
+                .to_owned(),
+        ),
+        (Some(_), Some(_)) => {
+            return Err(ApiError::bad_request(
+                "send at most one Idempotency-Key header",
+            ))
+        }
+    };
+    let msg_id = match (query, header) {
+        (Some(q), Some(h)) if q != h => {
+            return Err(ApiError::bad_request(
+                "the msg_id parameter and the Idempotency-Key header differ; send one of them",
+            ))
+        }
+        (q, h) => q.or(h),
+    };
+    check_msg_id(msg_id.as_deref())?;
+    Ok(msg_id)
 }
 
 /// `GET /api/topics/{topic}/history[?since=EPOCH:OFFSET][&limit=N]`.

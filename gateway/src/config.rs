@@ -10,6 +10,13 @@ use std::time::Duration;
 use livegate_core::topic::{Namespace, NamespaceOptions, Namespaces};
 use serde::Deserialize;
 
+use crate::hub::DedupeWindow;
+
+/// Largest `dedupe_window_size`: the window is kept per topic.
+const MAX_DEDUPE_WINDOW_SIZE: usize = 1_000_000;
+/// Longest `dedupe_window_secs`.
+const MAX_DEDUPE_WINDOW_SECS: u64 = 7 * 24 * 3600;
+
 /// Why the settings cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -58,6 +65,10 @@ pub struct Config {
     pub system_publisher: bool,
     /// Interval of the system publisher.
     pub system_interval_ms: u64,
+    /// Publish `msg_id`s remembered per topic (0 turns deduplication off).
+    pub dedupe_window_size: usize,
+    /// Seconds a publish `msg_id` is remembered (0 turns deduplication off).
+    pub dedupe_window_secs: u64,
     /// Options of topics no namespace matches.
     pub defaults: NamespaceOptions,
     /// Namespaces, matched by longest prefix.
@@ -77,6 +88,8 @@ impl Default for Config {
             poll_timeout_ms: 25_000,
             system_publisher: true,
             system_interval_ms: 1000,
+            dedupe_window_size: 1000,
+            dedupe_window_secs: 300,
             defaults: NamespaceOptions::default(),
             namespaces: Vec::new(),
         }
@@ -120,6 +133,12 @@ impl Config {
         if self.system_interval_ms < 100 {
             return bad("system_interval_ms must be at least 100");
         }
+        if self.dedupe_window_size > MAX_DEDUPE_WINDOW_SIZE {
+            return bad("dedupe_window_size must be at most 1000000");
+        }
+        if self.dedupe_window_secs > MAX_DEDUPE_WINDOW_SECS {
+            return bad("dedupe_window_secs must be at most 604800 (a week)");
+        }
         if matches!(self.api_key.as_deref(), Some("")) {
             return bad("api_key must not be empty (leave it unset to disable the check)");
         }
@@ -129,6 +148,14 @@ impl Config {
     /// The namespaces with their defaults, ready for the hub.
     pub fn namespaces(&self) -> Namespaces {
         Namespaces::new(self.namespaces.clone(), self.defaults.clone())
+    }
+
+    /// How long each topic remembers publish `msg_id`s.
+    pub fn dedupe_window(&self) -> DedupeWindow {
+        DedupeWindow {
+            max_ids: self.dedupe_window_size,
+            max_age_ms: self.dedupe_window_secs.saturating_mul(1000),
+        }
     }
 
     /// Heartbeat interval.
@@ -164,6 +191,7 @@ mod tests {
         assert_eq!(cfg.listen.port(), 9000);
         assert_eq!(cfg.queue_size, 8);
         assert_eq!(cfg.heartbeat_ms, 25_000);
+        assert_eq!(cfg.dedupe_window(), DedupeWindow::default());
         let ns = cfg.namespaces();
         assert!(ns.options_for("chat.x").client_publish);
         assert_eq!(ns.options_for("chat.x").history_size, 5);
@@ -180,5 +208,29 @@ mod tests {
             ..Config::default()
         };
         assert!(cfg.validate().is_err());
+    }
+
+    #[test]
+    fn dedupe_window_settings() {
+        let cfg: Config =
+            toml::from_str("dedupe_window_size = 2\ndedupe_window_secs = 10").unwrap();
+        assert_eq!(
+            cfg.dedupe_window(),
+            DedupeWindow {
+                max_ids: 2,
+                max_age_ms: 10_000
+            }
+        );
+        assert!(cfg.validate().is_ok());
+        let off = Config {
+            dedupe_window_size: 0,
+            ..Config::default()
+        };
+        assert!(off.validate().is_ok());
+        let huge = Config {
+            dedupe_window_size: MAX_DEDUPE_WINDOW_SIZE + 1,
+            ..Config::default()
+        };
+        assert!(huge.validate().is_err());
     }
 }

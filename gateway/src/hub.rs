@@ -4,9 +4,12 @@
 //! and every subscriber's queue gets the same `Arc`; a connection whose queue
 //! is full is closed as a slow consumer and never blocks the others. Replay
 //! and registration happen under the topic's lock, so a subscriber sees every
-//! publication after its position exactly once, in order.
+//! publication after its position exactly once, in order. Each topic also
+//! remembers the recent publish `msg_id`s (bounded by count and age), so a
+//! retried publish is answered with its first publication instead of being
+//! published again.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError, RwLock, Weak};
 
@@ -187,9 +190,104 @@ impl Connection {
     }
 }
 
+/// How long each topic remembers publish `msg_id`s: the newest `max_ids`, for
+/// `max_age_ms`. Either bound at 0 turns deduplication off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DedupeWindow {
+    /// Ids remembered per topic.
+    pub max_ids: usize,
+    /// How long an id is remembered, in milliseconds (an id exactly this old
+    /// still counts).
+    pub max_age_ms: u64,
+}
+
+impl Default for DedupeWindow {
+    fn default() -> Self {
+        Self {
+            max_ids: 1000,
+            max_age_ms: 300_000,
+        }
+    }
+}
+
+impl DedupeWindow {
+    fn enabled(self) -> bool {
+        self.max_ids > 0 && self.max_age_ms > 0
+    }
+}
+
+/// What a publish came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Published {
+    /// Epoch and offset of the publication; for a duplicate, those of the
+    /// first publication with its `msg_id`.
+    pub position: Position,
+    /// The `msg_id` was in the topic's window: nothing was published now.
+    pub duplicate: bool,
+}
+
+/// One topic's recent `msg_id`s: a map for lookups and a queue, oldest
+/// first, for eviction by count and age. Every id is in both exactly once.
+#[derive(Default)]
+struct Dedupe {
+    seen: HashMap<Arc<str>, (Arc<str>, u64)>,
+    order: VecDeque<(Arc<str>, u64)>,
+    /// Time of the newest entry: entry times never go backwards, so the
+    /// queue stays sorted by time even if the clock does.
+    newest_ms: u64,
+}
+
+impl Dedupe {
+    /// Forgets ids older than the window or beyond its count.
+    fn evict(&mut self, window: DedupeWindow, now_ms: u64) {
+        while let Some((id, at)) = self.order.front() {
+            let expired = now_ms.saturating_sub(*at) > window.max_age_ms;
+            if !expired && self.order.len() <= window.max_ids {
+                break;
+            }
+            self.seen.remove(id);
+            self.order.pop_front();
+        }
+    }
+
+    /// The position first published with `id`, if it is still remembered.
+    fn get(&self, id: &str) -> Option<Position> {
+        self.seen.get(id).map(|(epoch, offset)| Position {
+            epoch: epoch.to_string(),
+            offset: *offset,
+        })
+    }
+
+    /// Remembers `id` (not already remembered) for `epoch`/`offset`.
+    fn insert(
+        &mut self,
+        window: DedupeWindow,
+        id: &str,
+        epoch: Arc<str>,
+        offset: u64,
+        now_ms: u64,
+    ) {
+        let id: Arc<str> = Arc::from(id);
+        self.newest_ms = self.newest_ms.max(now_ms);
+        let previous = self.seen.insert(id.clone(), (epoch, offset));
+        debug_assert!(previous.is_none(), "insert only ids not remembered");
+        self.order.push_back((id, self.newest_ms));
+        self.evict(window, now_ms);
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        debug_assert_eq!(self.seen.len(), self.order.len());
+        self.seen.len()
+    }
+}
+
 struct TopicState {
     name: Arc<str>,
     history: History<SharedPub>,
+    /// The history's epoch, shared by the dedupe entries.
+    epoch: Arc<str>,
+    dedupe: Dedupe,
     subscribers: HashMap<u64, Arc<Connection>>,
 }
 
@@ -217,6 +315,7 @@ pub enum SubscribeError {
 pub struct Hub {
     topics: RwLock<HashMap<Arc<str>, Arc<Mutex<TopicState>>>>,
     namespaces: Namespaces,
+    dedupe: DedupeWindow,
     stats: Arc<Stats>,
     connections: Mutex<HashMap<u64, Weak<Connection>>>,
     next_id: AtomicU64,
@@ -248,15 +347,22 @@ pub fn random_token(n: usize) -> String {
 }
 
 impl Hub {
-    /// An empty hub.
+    /// An empty hub with the default dedupe window.
     pub fn new(namespaces: Namespaces, stats: Arc<Stats>) -> Self {
         Self {
             topics: RwLock::new(HashMap::new()),
             namespaces,
+            dedupe: DedupeWindow::default(),
             stats,
             connections: Mutex::new(HashMap::new()),
             next_id: AtomicU64::new(1),
         }
+    }
+
+    /// The same hub remembering publish `msg_id`s for `window`.
+    pub fn with_dedupe_window(mut self, window: DedupeWindow) -> Self {
+        self.dedupe = window;
+        self
     }
 
     /// The namespace options in force.
@@ -318,15 +424,18 @@ impl Hub {
             .or_insert_with_key(|key| {
                 let opts = self.namespaces.options_for(name);
                 self.stats.topic_created();
+                let epoch = new_epoch();
                 Arc::new(Mutex::new(TopicState {
                     name: key.clone(),
+                    epoch: Arc::from(epoch.as_str()),
                     history: History::new(
-                        new_epoch(),
+                        epoch,
                         Bounds {
                             max_len: opts.history_size,
                             max_age_ms: opts.history_ttl_secs.saturating_mul(1000),
                         },
                     ),
+                    dedupe: Dedupe::default(),
                     subscribers: HashMap::new(),
                 }))
             })
@@ -342,16 +451,34 @@ impl Hub {
     }
 
     /// Sequences a publication on this node and fans it out. Topic and event
-    /// names must be valid; permission checks are the caller's.
+    /// names (and `msg_id`) must be valid; permission checks are the
+    /// caller's. A `msg_id` the topic still remembers publishes nothing and
+    /// answers the first publication's position with `duplicate: true`; the
+    /// check and the append happen under the topic's lock, so of two
+    /// concurrent publishes with one id exactly one is published.
     pub fn publish(
         &self,
         topic: &str,
         event: Option<String>,
         data: Payload,
+        msg_id: Option<&str>,
         now_ms: u64,
-    ) -> SharedPub {
+    ) -> Published {
         let t = self.topic(topic);
         let mut st = lock(&t);
+        let window = self.dedupe;
+        let msg_id = msg_id.filter(|_| window.enabled());
+        if let Some(id) = msg_id {
+            st.dedupe.evict(window, now_ms);
+            if let Some(position) = st.dedupe.get(id) {
+                drop(st);
+                self.stats.duplicate();
+                return Published {
+                    position,
+                    duplicate: true,
+                };
+            }
+        }
         let publication = Arc::new(SharedPublication::new(Publication {
             topic: st.name.to_string(),
             epoch: st.history.epoch().to_owned(),
@@ -360,7 +487,11 @@ impl Hub {
             data,
             time_ms: now_ms,
         }));
-        st.history.append(now_ms, publication.clone());
+        let offset = st.history.append(now_ms, publication.clone());
+        if let Some(id) = msg_id {
+            let epoch = st.epoch.clone();
+            st.dedupe.insert(window, id, epoch, offset, now_ms);
+        }
         let mut delivered = 0;
         let mut dropped = Vec::new();
         for (id, conn) in &st.subscribers {
@@ -373,9 +504,16 @@ impl Hub {
         for id in dropped {
             st.subscribers.remove(&id);
         }
+        let position = Position {
+            epoch: publication.publication.epoch.clone(),
+            offset,
+        };
         drop(st);
         self.stats.published(delivered);
-        publication
+        Published {
+            position,
+            duplicate: false,
+        }
     }
 
     /// Subscribes a connection: queues a `subscribed` item with the replay
@@ -498,7 +636,7 @@ mod tests {
         hub.subscribe(&a, "t", None, None, 0).unwrap();
         hub.subscribe(&b, "t", None, None, 0).unwrap();
         let _ = (ra.try_recv(), rb.try_recv()); // subscribed
-        hub.publish("t", None, json("{\"x\":1}"), 1);
+        hub.publish("t", None, json("{\"x\":1}"), None, 1);
         let (Ok(Outbound::Publication(pa)), Ok(Outbound::Publication(pb))) =
             (ra.try_recv(), rb.try_recv())
         else {
@@ -518,7 +656,7 @@ mod tests {
         hub.subscribe(&slow, "t", None, None, 0).unwrap();
         hub.subscribe(&fast, "t", None, None, 0).unwrap();
         for i in 0..100 {
-            hub.publish("t", None, json(&i.to_string()), i);
+            hub.publish("t", None, json(&i.to_string()), None, i);
         }
         assert_eq!(slow.close_reason(), Some(CloseReason::SlowConsumer));
         assert_eq!(hub.stats.snapshot().slow_consumers_dropped, 1);
@@ -532,7 +670,7 @@ mod tests {
         let (c, mut rx) = hub.connect(64);
         hub.subscribe(&c, "t", None, None, 0).unwrap();
         for i in 1..=5 {
-            hub.publish("t", None, json("1"), i);
+            hub.publish("t", None, json("1"), None, i);
         }
         assert_eq!(offsets(&mut rx), vec![1, 2, 3, 4, 5]);
         let epoch = match hub.history("t", None, 1, 5) {
@@ -541,11 +679,11 @@ mod tests {
         };
         assert!(hub.unsubscribe(c.id, "t"));
         for i in 6..=8 {
-            hub.publish("t", None, json("1"), i);
+            hub.publish("t", None, json("1"), None, i);
         }
         let since = Position { epoch, offset: 5 };
         assert_eq!(hub.subscribe(&c, "t", Some(&since), None, 9), Ok(true));
-        hub.publish("t", None, json("1"), 10);
+        hub.publish("t", None, json("1"), None, 10);
         assert_eq!(offsets(&mut rx), vec![6, 7, 8, 9]);
         assert_eq!(
             hub.subscribe(&c, "t", None, None, 11),
@@ -557,11 +695,147 @@ mod tests {
     fn unknown_epoch_is_not_recovered() {
         let hub = hub();
         let (c, _rx) = hub.connect(8);
-        hub.publish("t", None, json("1"), 1);
+        hub.publish("t", None, json("1"), None, 1);
         let since = Position {
             epoch: "other".into(),
             offset: 1,
         };
         assert_eq!(hub.subscribe(&c, "t", Some(&since), None, 2), Ok(false));
+    }
+
+    fn window(max_ids: usize, max_age_secs: u64) -> Hub {
+        hub().with_dedupe_window(DedupeWindow {
+            max_ids,
+            max_age_ms: max_age_secs * 1000,
+        })
+    }
+
+    fn dedupe_len(hub: &Hub, topic: &str) -> usize {
+        lock(&hub.topic(topic)).dedupe.len()
+    }
+
+    #[test]
+    fn duplicate_msg_id_answers_the_first_publication_and_is_not_fanned_out() {
+        let hub = hub();
+        let (c, mut rx) = hub.connect(16);
+        hub.subscribe(&c, "t", None, None, 0).unwrap();
+        let first = hub.publish("t", None, json("1"), Some("m-1"), 1);
+        assert!(!first.duplicate);
+        assert_eq!(first.position.offset, 1);
+        let again = hub.publish("t", Some("other".into()), json("2"), Some("m-1"), 2);
+        assert!(again.duplicate);
+        assert_eq!(again.position, first.position, "same epoch and offset");
+        assert_eq!(offsets(&mut rx), vec![1], "published and delivered once");
+        let page = hub.history("t", None, 10, 3).unwrap();
+        assert_eq!(page.position.offset, 1);
+        assert_eq!(page.publications.len(), 1);
+        assert_eq!(hub.stats.snapshot().messages_in, 1);
+        assert_eq!(hub.stats.snapshot().duplicates_dropped, 1);
+
+        // Other ids, no id, and the same id on another topic are new.
+        assert_eq!(
+            hub.publish("t", None, json("3"), Some("m-2"), 3)
+                .position
+                .offset,
+            2
+        );
+        assert_eq!(
+            hub.publish("t", None, json("4"), None, 4).position.offset,
+            3
+        );
+        assert_eq!(
+            hub.publish("t", None, json("5"), None, 5).position.offset,
+            4
+        );
+        let elsewhere = hub.publish("u", None, json("6"), Some("m-1"), 6);
+        assert!(!elsewhere.duplicate);
+        assert_eq!(elsewhere.position.offset, 1);
+        assert_eq!(offsets(&mut rx), vec![2, 3, 4]);
+    }
+
+    #[test]
+    fn concurrent_duplicates_publish_once() {
+        let hub = Arc::new(hub());
+        let (c, mut rx) = hub.connect(1024);
+        hub.subscribe(&c, "t", None, None, 0).unwrap();
+        let threads: Vec<_> = (0..8)
+            .map(|_| {
+                let hub = hub.clone();
+                std::thread::spawn(move || {
+                    (0..50)
+                        .map(|i| hub.publish("t", None, json("1"), Some(&format!("id-{i}")), 1))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        let results: Vec<Vec<Published>> = threads.into_iter().map(|t| t.join().unwrap()).collect();
+        for i in 0..50 {
+            let answers: Vec<&Published> = results.iter().map(|r| &r[i]).collect();
+            assert_eq!(answers.iter().filter(|p| !p.duplicate).count(), 1, "id-{i}");
+            assert!(answers.iter().all(|p| p.position == answers[0].position));
+        }
+        assert_eq!(offsets(&mut rx), (1..=50).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn window_evicts_the_oldest_ids_by_count() {
+        let hub = window(2, 300);
+        let a = hub.publish("t", None, json("1"), Some("a"), 1);
+        hub.publish("t", None, json("1"), Some("b"), 2);
+        assert!(hub.publish("t", None, json("1"), Some("a"), 3).duplicate);
+        hub.publish("t", None, json("1"), Some("c"), 4); // evicts "a"
+        assert_eq!(dedupe_len(&hub, "t"), 2);
+        let a2 = hub.publish("t", None, json("1"), Some("a"), 5);
+        assert!(!a2.duplicate, "a left the window: published again");
+        assert_eq!((a.position.offset, a2.position.offset), (1, 4));
+        // "b" was evicted by "a"'s second publication; "c" and "a" remain.
+        assert!(!hub.publish("t", None, json("1"), Some("b"), 6).duplicate);
+        assert!(hub.publish("t", None, json("1"), Some("b"), 7).duplicate);
+        assert_eq!(dedupe_len(&hub, "t"), 2);
+    }
+
+    #[test]
+    fn window_evicts_ids_by_age() {
+        let hub = window(1000, 10);
+        let first = hub.publish("t", None, json("1"), Some("a"), 1_000);
+        let at_edge = hub.publish("t", None, json("1"), Some("a"), 11_000);
+        assert!(
+            at_edge.duplicate,
+            "an id exactly max_age old is still remembered"
+        );
+        assert_eq!(at_edge.position, first.position);
+        let later = hub.publish("t", None, json("1"), Some("a"), 11_001);
+        assert!(!later.duplicate, "older than the window: published again");
+        assert_eq!(later.position.offset, 2);
+        // Old ids go even when only other ids are published.
+        hub.publish("t", None, json("1"), Some("b"), 12_000);
+        hub.publish("t", None, json("1"), Some("c"), 30_000);
+        assert_eq!(dedupe_len(&hub, "t"), 1);
+        // A clock that steps back: "d" counts from the newest time seen
+        // (30 s), so the queue stays sorted by time.
+        hub.publish("t", None, json("1"), Some("d"), 25_000);
+        assert!(
+            hub.publish("t", None, json("1"), Some("c"), 25_001)
+                .duplicate
+        );
+        assert!(
+            hub.publish("t", None, json("1"), Some("d"), 40_000)
+                .duplicate
+        );
+        assert!(
+            !hub.publish("t", None, json("1"), Some("c"), 40_001)
+                .duplicate
+        );
+    }
+
+    #[test]
+    fn zero_window_turns_dedupe_off() {
+        for hub in [window(0, 300), window(1000, 0)] {
+            hub.publish("t", None, json("1"), Some("a"), 1);
+            let again = hub.publish("t", None, json("1"), Some("a"), 2);
+            assert!(!again.duplicate);
+            assert_eq!(again.position.offset, 2);
+            assert_eq!(dedupe_len(&hub, "t"), 0);
+        }
     }
 }

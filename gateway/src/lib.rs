@@ -42,7 +42,9 @@ impl App {
     /// A gateway on the embedded in-memory broker.
     pub fn in_memory(config: Config) -> Arc<Self> {
         let stats = Arc::new(Stats::default());
-        let hub = Arc::new(Hub::new(config.namespaces(), stats.clone()));
+        let hub = Arc::new(
+            Hub::new(config.namespaces(), stats.clone()).with_dedupe_window(config.dedupe_window()),
+        );
         let broker = Arc::new(broker::MemoryBroker::new(hub.clone()));
         Arc::new(Self {
             config,

@@ -61,6 +61,12 @@ struct ServeArgs {
     /// Interval of the $sys.* publisher in milliseconds [default: 1000].
     #[arg(long, env = "LIVEGATE_SYSTEM_INTERVAL_MS")]
     system_interval_ms: Option<u64>,
+    /// Publish msg_ids remembered per topic for deduplication; 0 turns it off [default: 1000].
+    #[arg(long, env = "LIVEGATE_DEDUPE_WINDOW_SIZE")]
+    dedupe_window_size: Option<usize>,
+    /// Seconds a publish msg_id is remembered; 0 turns deduplication off [default: 300].
+    #[arg(long, env = "LIVEGATE_DEDUPE_WINDOW_SECS")]
+    dedupe_window_secs: Option<u64>,
     /// Log filter, e.g. `info` or `livegate=debug`.
     #[arg(long, env = "LIVEGATE_LOG", default_value = "info")]
     log: String,
@@ -83,7 +89,9 @@ impl ServeArgs {
             max_frame_bytes,
             max_subscriptions,
             poll_timeout_ms,
-            system_interval_ms
+            system_interval_ms,
+            dedupe_window_size,
+            dedupe_window_secs
         );
         if self.api_key.is_some() {
             c.api_key = self.api_key.clone();

@@ -44,6 +44,7 @@ pub struct Stats {
     messages_in: Counter,
     messages_out: Counter,
     slow_consumers: Counter,
+    duplicates: Counter,
     started: Instant,
 }
 
@@ -60,6 +61,8 @@ pub struct Snapshot {
     pub messages_out: u64,
     /// Connections closed as slow consumers.
     pub slow_consumers_dropped: u64,
+    /// Publishes not published again because their `msg_id` was a duplicate.
+    pub duplicates_dropped: u64,
     /// Seconds since start.
     pub uptime_secs: u64,
 }
@@ -109,6 +112,12 @@ impl Default for Stats {
             "Connections closed because their outbound queue overflowed",
             slow_consumers.clone(),
         );
+        let duplicates = Counter::default();
+        registry.register(
+            "duplicates_dropped",
+            "Publishes answered with an earlier publication because their msg_id repeated",
+            duplicates.clone(),
+        );
         Self {
             registry,
             connections,
@@ -116,6 +125,7 @@ impl Default for Stats {
             messages_in,
             messages_out,
             slow_consumers,
+            duplicates,
             started: Instant::now(),
         }
     }
@@ -156,6 +166,11 @@ impl Stats {
         self.slow_consumers.inc();
     }
 
+    /// A publish dropped as a duplicate of an earlier `msg_id`.
+    pub fn duplicate(&self) {
+        self.duplicates.inc();
+    }
+
     /// The current figures.
     pub fn snapshot(&self) -> Snapshot {
         Snapshot {
@@ -168,6 +183,7 @@ impl Stats {
             messages_in: self.messages_in.get(),
             messages_out: self.messages_out.get(),
             slow_consumers_dropped: self.slow_consumers.get(),
+            duplicates_dropped: self.duplicates.get(),
             uptime_secs: self.started.elapsed().as_secs(),
         }
     }

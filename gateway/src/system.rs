@@ -7,6 +7,7 @@ use livegate_core::Payload;
 use serde_json::{json, Value};
 use sysinfo::{Disks, Networks, System};
 
+use crate::broker::PublishRequest;
 use crate::App;
 
 /// Topics this publisher writes.
@@ -130,7 +131,7 @@ pub async fn run(app: Arc<App>, interval: Duration) {
         for (topic, value) in readings.into_iter().chain([("$sys.gateway", gateway)]) {
             if let Err(e) = app
                 .broker
-                .publish(topic, None, Payload::from_json_value(&value))
+                .publish(PublishRequest::new(topic, Payload::from_json_value(&value)))
                 .await
             {
                 tracing::warn!(topic, error = %e, "system publish failed");

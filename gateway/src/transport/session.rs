@@ -9,9 +9,10 @@ use std::sync::Arc;
 
 use livegate_core::history::Unrecoverable;
 use livegate_core::protocol::{ClientFrame, ServerFrame};
-use livegate_core::topic::{is_reserved, validate_event, validate_topic};
+use livegate_core::topic::{is_reserved, validate_event, validate_msg_id, validate_topic};
 use livegate_core::{Encoding, ErrorCode};
 
+use crate::broker::PublishRequest;
 use crate::hub::{Connection, Outbound};
 use crate::App;
 
@@ -125,10 +126,13 @@ impl Session {
                 topic,
                 event,
                 data,
-                msg_id: _,
+                msg_id,
             } => {
                 if let Some(Err(e)) = event.as_deref().map(validate_event) {
                     return self.error(id, ErrorCode::BadEvent, e.to_string());
+                }
+                if let Some(Err(e)) = msg_id.as_deref().map(validate_msg_id) {
+                    return self.error(id, ErrorCode::BadFrame, e.to_string());
                 }
                 if is_reserved(&topic) {
                     return self.error(
@@ -144,12 +148,19 @@ impl Session {
                         format!("clients may not publish on {topic}: its namespace has client_publish = false"),
                     );
                 }
-                match self.app.broker.publish(&topic, event, data).await {
+                let request = PublishRequest {
+                    topic: &topic,
+                    event,
+                    data,
+                    msg_id,
+                };
+                // A duplicate gets the first publication's ack, unchanged.
+                match self.app.broker.publish(request).await {
                     Ok(p) => self.reply(ServerFrame::Ack {
                         id,
                         topic,
-                        epoch: p.publication.epoch.clone(),
-                        offset: p.publication.offset,
+                        epoch: p.position.epoch,
+                        offset: p.position.offset,
                     }),
                     Err(e) => self.error(id, ErrorCode::Unsupported, e.to_string()),
                 }
