@@ -4,6 +4,7 @@
 
 pub mod api;
 pub mod broker;
+pub mod client;
 pub mod close;
 pub mod config;
 pub mod hub;

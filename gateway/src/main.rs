@@ -11,6 +11,8 @@ use livegate::config::Config;
 use livegate::App;
 use tracing_subscriber::EnvFilter;
 
+mod cli_client;
+
 /// livegate: a real-time streaming gateway (WebSocket, SSE, long-poll).
 #[derive(Parser)]
 #[command(version, about, long_about = None)]
@@ -23,6 +25,10 @@ struct Cli {
 enum Command {
     /// Run the gateway and its live page.
     Serve(ServeArgs),
+    /// Subscribe and print one JSON line per event, reconnecting and resuming on its own.
+    Sub(cli_client::SubArgs),
+    /// Publish DATA (or each line of stdin) and print the acks.
+    Pub(cli_client::PubArgs),
 }
 
 /// Flags override `LIVEGATE_*` variables, which override the config file.
@@ -108,7 +114,25 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Serve(args) => serve(args),
+        Command::Sub(args) => client_command(cli_client::sub(args)),
+        Command::Pub(args) => client_command(cli_client::publish(args)),
     }
+}
+
+fn client_command(f: impl std::future::Future<Output = anyhow::Result<()>>) -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(EnvFilter::try_new(
+            std::env::var("LIVEGATE_LOG").unwrap_or_else(|_| "warn".into()),
+        )?)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?
+        .block_on(f)
 }
 
 fn serve(args: ServeArgs) -> anyhow::Result<()> {
@@ -148,7 +172,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     })
 }
 
-async fn shutdown_signal() {
+pub(crate) async fn shutdown_signal() {
     let ctrl_c = async {
         if tokio::signal::ctrl_c().await.is_err() {
             std::future::pending::<()>().await;

@@ -19,7 +19,8 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 
 pub use backoff::{Backoff, Rng};
 pub use types::{
-    Action, ClientConfig, CommandError, Event, Reason, State, TransportEvent, TransportKind,
+    Action, ClientConfig, CommandError, Event, HttpPublishError, Reason, State, TransportEvent,
+    TransportKind,
 };
 
 use crate::codec::Encoding;
@@ -306,7 +307,11 @@ impl Client {
     /// Traffic without a frame (an SSE comment, a WebSocket ping): the
     /// connection is alive.
     pub fn handle_activity(&mut self, now: u64, conn: u64) {
-        if let Some(c) = self.conn.as_ref().filter(|c| c.id == conn && c.greeted) {
+        if let Some(c) = self
+            .conn
+            .as_ref()
+            .filter(|c| c.id == conn && c.greeted && c.heartbeat_ms > 0)
+        {
             let deadline = now + c.heartbeat_ms + self.config.heartbeat_margin_ms;
             self.timers[Timer::PeerSilence as usize] = Some(deadline);
         }
@@ -331,14 +336,12 @@ impl Client {
         }
     }
 
-    /// The outcome of an [`Action::HttpPublish`]: `Ok` with the position,
-    /// `Err((code, message, retry))`, `retry` when the request never reached
-    /// the gateway (it is queued again, same msg_id).
+    /// The outcome of an [`Action::HttpPublish`].
     pub fn handle_http_publish(
         &mut self,
         _now: u64,
         msg_id: &str,
-        result: Result<Position, (String, String, bool)>,
+        result: Result<Position, HttpPublishError>,
     ) {
         let Some(p) = self.inflight_http.remove(msg_id) else {
             return;
@@ -349,16 +352,16 @@ impl Client {
                 topic: p.topic,
                 position,
             }),
-            Err((_, _, true)) if self.state != State::Closed => {
+            Err(e) if e.retry && self.state != State::Closed => {
                 self.requeue(vec![p]);
                 if self.live().is_some() {
                     self.flush_outbox();
                 }
             }
-            Err((code, message, _)) => self.events.push_back(Event::PublishFailed {
+            Err(e) => self.events.push_back(Event::PublishFailed {
                 msg_id: p.msg_id,
-                code,
-                message,
+                code: e.code,
+                message: e.message,
             }),
         }
     }
@@ -480,6 +483,12 @@ impl Client {
             greeted: false,
             heartbeat_ms: self.config.poll_timeout_ms,
         });
+        if !transport.bidirectional() && subscriptions.is_empty() {
+            // A one-way transport with no topic has nothing to open: publishes
+            // go over HTTP, and the first subscribe opens the stream.
+            self.greet(now, 0);
+            return;
+        }
         self.timers[Timer::ConnectTimeout as usize] = Some(now + self.config.connect_timeout_ms);
         self.actions.push_back(Action::Connect {
             conn: id,
@@ -597,8 +606,9 @@ impl Client {
         self.tried.clear();
         self.skip_until.remove(&transport);
         self.timers[Timer::ConnectTimeout as usize] = None;
+        // heartbeat 0: an idle one-way transport with no stream to watch.
         self.timers[Timer::PeerSilence as usize] =
-            Some(now + heartbeat_ms + self.config.heartbeat_margin_ms);
+            (heartbeat_ms > 0).then(|| now + heartbeat_ms + self.config.heartbeat_margin_ms);
         if self.config.transports.first() != Some(&transport) {
             self.timers[Timer::UpgradeProbe as usize] = Some(now + self.config.upgrade_probe_ms);
         }
@@ -691,10 +701,10 @@ impl Client {
 
     fn handle_server_frame(&mut self, now: u64, frame: ServerFrame) {
         match frame {
-            ServerFrame::Connected { heartbeat_ms, .. } => {
-                if self.conn.as_ref().is_some_and(|c| !c.greeted) {
-                    self.greet(now, heartbeat_ms);
-                }
+            ServerFrame::Connected { heartbeat_ms, .. }
+                if self.conn.as_ref().is_some_and(|c| !c.greeted) =>
+            {
+                self.greet(now, heartbeat_ms);
             }
             ServerFrame::Subscribed {
                 id,

@@ -448,6 +448,7 @@ fn one_way_transports_publish_over_http_and_retry_network_failures() {
     let mut cfg = config();
     cfg.transports = vec![TransportKind::Sse];
     let mut h = Harness::new(cfg);
+    h.c.subscribe(h.now, "t").unwrap();
     h.c.connect(h.now);
     let (conn, ..) = h.expect_connect();
     h.open(conn, 25_000);
@@ -456,7 +457,15 @@ fn one_way_transports_publish_over_http_and_retry_network_failures() {
             .unwrap();
     let acts = h.actions();
     assert!(matches!(&acts[..], [Action::HttpPublish { msg_id, .. }] if *msg_id == m));
-    h.c.handle_http_publish(h.now, &m, Err(("io".into(), "reset".into(), true)));
+    h.c.handle_http_publish(
+        h.now,
+        &m,
+        Err(HttpPublishError {
+            code: "io".into(),
+            message: "reset".into(),
+            retry: true,
+        }),
+    );
     let acts = h.actions();
     assert!(
         matches!(&acts[..], [Action::HttpPublish { msg_id, .. }] if *msg_id == m),
@@ -557,6 +566,7 @@ fn garbage_and_unasked_subscriptions_are_errors_that_reconnect() {
 #[test]
 fn connect_timeout_moves_to_the_next_transport() {
     let mut h = Harness::new(config());
+    h.c.subscribe(h.now, "t").unwrap();
     h.c.connect(h.now);
     let (c1, ..) = h.expect_connect();
     let waited = h.step();
@@ -626,4 +636,26 @@ fn close_fails_waiting_publishes_and_stops() {
     assert!(ev.iter().any(|e| matches!(e, Event::PublishFailed { msg_id, code, .. } if *msg_id == m && code == "closed")));
     assert_eq!(h.c.state(), State::Closed);
     assert_eq!(h.c.poll_timeout(), None);
+}
+
+#[test]
+fn one_way_transport_without_topics_idles_until_the_first_subscribe() {
+    let mut cfg = config();
+    cfg.transports = vec![TransportKind::Sse];
+    let mut h = Harness::new(cfg);
+    h.c.connect(h.now);
+    assert_eq!(h.c.state(), State::Connected, "nothing to open yet");
+    assert!(h
+        .actions()
+        .iter()
+        .all(|a| !matches!(a, Action::Connect { .. })));
+    assert_eq!(h.c.poll_timeout(), None, "no watchdog on an idle stream");
+    let m =
+        h.c.publish(h.now, "x", None, Payload::from_json("1").unwrap())
+            .unwrap();
+    assert!(matches!(&h.actions()[..], [Action::HttpPublish { msg_id, .. }] if *msg_id == m));
+    h.c.subscribe(h.now, "t").unwrap();
+    let (_, transport, subs) = h.expect_connect();
+    assert_eq!(transport, TransportKind::Sse);
+    assert_eq!(subs, vec![("t".to_string(), None)]);
 }

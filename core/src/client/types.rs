@@ -352,3 +352,15 @@ pub enum CommandError {
     #[error("{0}")]
     BadName(String),
 }
+
+/// Why an [`Action::HttpPublish`] failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpPublishError {
+    /// Error code (the gateway's, or `io` for the network).
+    pub code: String,
+    /// Explanation.
+    pub message: String,
+    /// Whether the request may not have reached the gateway: the publish is
+    /// queued again with the same msg_id.
+    pub retry: bool,
+}

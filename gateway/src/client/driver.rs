@@ -7,9 +7,10 @@ use std::time::Duration;
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::Request;
-use livegate_core::client::{Action, Client as Engine, Event, State, TransportKind};
+use livegate_core::client::{
+    Action, Client as Engine, Event, HttpPublishError, State, TransportKind,
+};
 use livegate_core::protocol::Position;
-use livegate_core::Encoding;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
@@ -36,8 +37,8 @@ pub(super) struct Driver {
     publishes: HashMap<String, oneshot::Sender<Result<Ack, ClientError>>>,
     io_tx: mpsc::UnboundedSender<Io>,
     io_rx: mpsc::UnboundedReceiver<Io>,
-    http_tx: mpsc::UnboundedSender<(String, Result<Position, (String, String, bool)>)>,
-    http_rx: mpsc::UnboundedReceiver<(String, Result<Position, (String, String, bool)>)>,
+    http_tx: mpsc::UnboundedSender<(String, Result<Position, HttpPublishError>)>,
+    http_rx: mpsc::UnboundedReceiver<(String, Result<Position, HttpPublishError>)>,
     closing: Vec<oneshot::Sender<()>>,
 }
 
@@ -48,6 +49,7 @@ impl Driver {
         token: Option<String>,
         api_key: Option<String>,
         state: watch::Sender<State>,
+        listeners: Vec<mpsc::UnboundedSender<Event>>,
     ) -> Self {
         let (io_tx, io_rx) = mpsc::unbounded_channel();
         let (http_tx, http_rx) = mpsc::unbounded_channel();
@@ -60,7 +62,7 @@ impl Driver {
             start: Instant::now(),
             conns: HashMap::new(),
             subscribers: HashMap::new(),
-            listeners: Vec::new(),
+            listeners,
             publishes: HashMap::new(),
             io_tx,
             io_rx,
@@ -200,7 +202,10 @@ impl Driver {
                 let (outgoing, task) = match transport {
                     TransportKind::WebSocket => {
                         let (tx, rx) = mpsc::unbounded_channel();
-                        (Some(tx), tokio::spawn(transport::websocket(open, encoding, rx)))
+                        (
+                            Some(tx),
+                            tokio::spawn(transport::websocket(open, encoding, rx)),
+                        )
                     }
                     TransportKind::Sse => (None, tokio::spawn(transport::sse(open))),
                     TransportKind::LongPoll => (None, tokio::spawn(transport::poll(open))),
@@ -242,7 +247,9 @@ impl Driver {
                 let api_key = self.api_key.clone();
                 let results = self.http_tx.clone();
                 tokio::spawn(async move {
-                    let result = http_publish(&endpoint, api_key.as_deref(), &msg_id, &topic, event, &data).await;
+                    let result =
+                        http_publish(&endpoint, api_key.as_deref(), &msg_id, &topic, event, &data)
+                            .await;
                     let _ = results.send((msg_id, result));
                 });
             }
@@ -258,22 +265,28 @@ impl Driver {
             }
             Event::Publication(p) => {
                 let topic = p.topic.clone();
-                self.to_topic(&topic, SubscriptionEvent::Publication(p));
+                self.send_to_topic(&topic, SubscriptionEvent::Publication(p));
             }
             Event::Subscribed { topic, position } => {
-                self.to_topic(&topic, SubscriptionEvent::Subscribed(position));
+                self.send_to_topic(&topic, SubscriptionEvent::Subscribed(position));
             }
             Event::Recovered {
                 topic,
                 recovered,
                 position,
-            } => self.to_topic(&topic, SubscriptionEvent::Recovered { recovered, position }),
+            } => self.send_to_topic(
+                &topic,
+                SubscriptionEvent::Recovered {
+                    recovered,
+                    position,
+                },
+            ),
             Event::SubscribeFailed {
                 topic,
                 code,
                 message,
             } => {
-                self.to_topic(&topic, SubscriptionEvent::Failed { code, message });
+                self.send_to_topic(&topic, SubscriptionEvent::Failed { code, message });
                 self.subscribers.remove(&topic);
             }
             Event::Published {
@@ -306,7 +319,7 @@ impl Driver {
         }
     }
 
-    fn to_topic(&mut self, topic: &str, event: SubscriptionEvent) {
+    fn send_to_topic(&mut self, topic: &str, event: SubscriptionEvent) {
         if let Some(list) = self.subscribers.get_mut(topic) {
             list.retain(|s| s.send(event.clone()).is_ok());
         }
@@ -327,7 +340,7 @@ async fn sleep_until(deadline: Option<Instant>) {
     }
 }
 
-/// `POST /api/publish`; `Err(.., true)` when worth retrying (network, 5xx).
+/// `POST /api/publish`; `retry` when worth retrying (network, 5xx).
 async fn http_publish(
     endpoint: &Endpoint,
     api_key: Option<&str>,
@@ -335,10 +348,16 @@ async fn http_publish(
     topic: &str,
     event: Option<String>,
     data: &livegate_core::Payload,
-) -> Result<Position, (String, String, bool)> {
-    let data: Box<serde_json::value::RawValue> =
-        serde_json::value::RawValue::from_string(String::from_utf8_lossy(&data.to_json()).into_owned())
-            .map_err(|e| ("bad_request".to_owned(), e.to_string(), false))?;
+) -> Result<Position, HttpPublishError> {
+    let err = |code: &str, message: String, retry: bool| HttpPublishError {
+        code: code.to_owned(),
+        message,
+        retry,
+    };
+    let data: Box<serde_json::value::RawValue> = serde_json::value::RawValue::from_string(
+        String::from_utf8_lossy(&data.to_json()).into_owned(),
+    )
+    .map_err(|e| err("bad_request", e.to_string(), false))?;
     let body = serde_json::json!({"topic": topic, "event": event, "data": data, "msg_id": msg_id});
     let mut b = Request::post(endpoint.path("/api/publish"))
         .header(hyper::header::HOST, endpoint.authority())
@@ -348,8 +367,8 @@ async fn http_publish(
     }
     let req = b
         .body(Full::new(Bytes::from(body.to_string())))
-        .map_err(|e| ("bad_request".to_owned(), e.to_string(), false))?;
-    let io = |e: ClientError| ("io".to_owned(), e.to_string(), true);
+        .map_err(|e| err("bad_request", e.to_string(), false))?;
+    let io = |e: ClientError| err("io", e.to_string(), true);
     let res = http::send(endpoint, req).await.map_err(io)?;
     let status = res.status();
     let bytes = http::body_bytes(res, 64 * 1024).await.map_err(io)?;
@@ -363,11 +382,5 @@ async fn http_publish(
     let message = v["message"]
         .as_str()
         .map_or_else(|| format!("HTTP {status}"), str::to_owned);
-    Err((code, message, status.is_server_error()))
-}
-
-#[allow(dead_code)]
-fn _assert_send() {
-    fn is_send<T: Send>() {}
-    is_send::<Encoding>();
+    Err(err(&code, message, status.is_server_error()))
 }

@@ -32,7 +32,9 @@ impl Endpoint {
         if authority.is_empty() || authority.contains(['@', '?', '#', ' ']) {
             return Err(bad("expected a host and an optional port"));
         }
-        let authority = if authority.rsplit_once(':').is_some_and(|(_, p)| p.parse::<u16>().is_ok())
+        let authority = if authority
+            .rsplit_once(':')
+            .is_some_and(|(_, p)| p.parse::<u16>().is_ok())
             || authority.ends_with(']')
         {
             authority.to_owned()
@@ -109,8 +111,17 @@ mod tests {
         assert_eq!(e.path("/sse"), "/sse");
         let e = Endpoint::parse("http://localhost:9/live/").unwrap();
         assert_eq!(e.ws_url(), "ws://localhost:9/live/ws");
-        assert_eq!(Endpoint::parse("http://example").unwrap().authority(), "example:80");
-        for bad in ["https://x", "ftp://x", "http://", "http://a:b", "127.0.0.1:8080"] {
+        assert_eq!(
+            Endpoint::parse("http://example").unwrap().authority(),
+            "example:80"
+        );
+        for bad in [
+            "https://x",
+            "ftp://x",
+            "http://",
+            "http://a:b",
+            "127.0.0.1:8080",
+        ] {
             assert!(Endpoint::parse(bad).is_err(), "{bad}");
         }
     }

@@ -117,6 +117,7 @@ pub struct ClientBuilder {
     token: Option<String>,
     api_key: Option<String>,
     seed: Option<u64>,
+    topics: Vec<String>,
 }
 
 impl ClientBuilder {
@@ -124,13 +125,16 @@ impl ClientBuilder {
     pub fn new(url: impl Into<String>) -> Self {
         let mut config = ClientConfig::default();
         // WebTransport is not in the native client yet.
-        config.transports.retain(|t| *t != TransportKind::WebTransport);
+        config
+            .transports
+            .retain(|t| *t != TransportKind::WebTransport);
         Self {
             url: url.into(),
             config,
             token: None,
             api_key: None,
             seed: None,
+            topics: Vec::new(),
         }
     }
 
@@ -167,6 +171,14 @@ impl ClientBuilder {
         self
     }
 
+    /// Topics subscribed from the very first connection (one-way transports
+    /// then open once, with all of them). Their events reach the streams of
+    /// [`Client::events`] and of any later [`Client::subscribe`] to them.
+    pub fn topics(mut self, topics: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        self.topics.extend(topics.into_iter().map(Into::into));
+        self
+    }
+
     /// Any other engine setting.
     pub fn configure(mut self, f: impl FnOnce(&mut ClientConfig)) -> Self {
         f(&mut self.config);
@@ -176,6 +188,17 @@ impl ClientBuilder {
     /// Starts the client on the current tokio runtime; it connects, and
     /// reconnects, on its own.
     pub fn connect(self) -> Result<Client, ClientError> {
+        self.start(Vec::new())
+    }
+
+    /// Like [`ClientBuilder::connect`], with a stream of every engine event
+    /// from the very first one (the first state change included).
+    pub fn connect_with_events(self) -> Result<(Client, EventStream), ClientError> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        Ok((self.start(vec![tx])?, EventStream { rx }))
+    }
+
+    fn start(self, listeners: Vec<mpsc::UnboundedSender<Event>>) -> Result<Client, ClientError> {
         let endpoint = Endpoint::parse(&self.url)?;
         if self.config.transports.is_empty() {
             return Err(ClientError::Invalid("no transport to use".into()));
@@ -188,12 +211,19 @@ impl ClientBuilder {
             let _ = getrandom::fill(&mut b);
             u64::from_le_bytes(b) ^ crate::now_ms()
         });
+        let mut engine = livegate_core::client::Client::new(self.config, seed);
+        for t in &self.topics {
+            engine
+                .subscribe(0, t)
+                .map_err(|e| ClientError::Invalid(e.to_string()))?;
+        }
         let driver = driver::Driver::new(
-            livegate_core::client::Client::new(self.config, seed),
+            engine,
             endpoint,
             self.token,
             self.api_key,
             state_tx,
+            listeners,
         );
         runtime.spawn(driver.run(cmd_rx));
         Ok(Client {
@@ -204,7 +234,11 @@ impl ClientBuilder {
 }
 
 pub(crate) enum Command {
-    Subscribe(String, mpsc::UnboundedSender<SubscriptionEvent>, oneshot::Sender<Result<(), ClientError>>),
+    Subscribe(
+        String,
+        mpsc::UnboundedSender<SubscriptionEvent>,
+        oneshot::Sender<Result<(), ClientError>>,
+    ),
     Publish {
         topic: String,
         event: Option<String>,

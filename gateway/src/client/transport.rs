@@ -65,7 +65,8 @@ impl Open {
     }
 
     fn get(&self, path_and_query: &str) -> Result<Request<Full<Bytes>>, String> {
-        let mut b = Request::get(path_and_query).header(hyper::header::HOST, self.endpoint.authority());
+        let mut b =
+            Request::get(path_and_query).header(hyper::header::HOST, self.endpoint.authority());
         if let Some(t) = &self.token {
             b = b.header(hyper::header::AUTHORIZATION, format!("Bearer {t}"));
         }
@@ -74,7 +75,11 @@ impl Open {
 }
 
 /// WebSocket: frames both ways.
-pub async fn websocket(open: Open, encoding: Encoding, mut outgoing: mpsc::UnboundedReceiver<Vec<u8>>) {
+pub async fn websocket(
+    open: Open,
+    encoding: Encoding,
+    mut outgoing: mpsc::UnboundedReceiver<Vec<u8>>,
+) {
     let mut req = match open.endpoint.ws_url().into_client_request() {
         Ok(r) => r,
         Err(e) => return open.report(TransportEvent::Failed(e.to_string())),
@@ -151,7 +156,9 @@ pub async fn sse(open: Open) {
     let reason = loop {
         match body.frame().await {
             Some(Ok(frame)) => {
-                let Ok(chunk) = frame.into_data() else { continue };
+                let Ok(chunk) = frame.into_data() else {
+                    continue;
+                };
                 if parser.pending() + chunk.len() > MAX_FRAME {
                     break "an SSE event exceeded the size limit".to_owned();
                 }
@@ -205,7 +212,11 @@ pub async fn poll(open: Open) {
             Err(_) => return fail(&open, opened, "the poll request timed out".into()),
         };
         if status != hyper::StatusCode::OK {
-            return fail(&open, opened, format!("HTTP {status}: {}", String::from_utf8_lossy(&body)));
+            return fail(
+                &open,
+                opened,
+                format!("HTTP {status}: {}", String::from_utf8_lossy(&body)),
+            );
         }
         #[derive(serde::Deserialize)]
         struct Answer<'a> {
@@ -223,7 +234,10 @@ pub async fn poll(open: Open) {
         }
         let _ = open.io.send(Io::Activity(open.conn));
         for f in answer.frames {
-            let _ = open.io.send(Io::Frame(open.conn, Bytes::copy_from_slice(f.get().as_bytes())));
+            let _ = open.io.send(Io::Frame(
+                open.conn,
+                Bytes::copy_from_slice(f.get().as_bytes()),
+            ));
         }
         cursor = answer.cursor;
         if open.io.is_closed() {
@@ -317,7 +331,8 @@ mod tests {
     #[test]
     fn sse_parser_handles_split_chunks_and_line_endings() {
         let mut p = SseParser::default();
-        let mut items = p.push(b"retry: 1000\n\n: ping\n\nid: a\nevent: publication\ndata: {\"a\":");
+        let mut items =
+            p.push(b"retry: 1000\n\n: ping\n\nid: a\nevent: publication\ndata: {\"a\":");
         items.extend(p.push(b"1}\r\n\r"));
         items.extend(p.push(b"\ndata: x\ndata: y\n\n"));
         assert_eq!(
