@@ -1,96 +1,16 @@
 //! End-to-end: the real `livegate` binary, a WebSocket client from
 //! tokio-tungstenite and plain HTTP/1.1 over a TCP socket.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
+mod support;
+
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use livegate_core::protocol::{ClientFrame, Position, ServerFrame};
 use livegate_core::{Encoding, Payload};
+use support::Gateway;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
-
-/// The gateway process, stopped by its pid when dropped.
-struct Gateway {
-    child: Child,
-    addr: String,
-    // Kept open: the gateway may still write to stdout.
-    _stdout: BufReader<std::process::ChildStdout>,
-}
-
-impl Gateway {
-    fn start(extra: &[&str]) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_livegate"))
-            .args([
-                "serve",
-                "--listen",
-                "127.0.0.1:0",
-                "--no-system-publisher",
-                "--log",
-                "warn",
-            ])
-            .args(extra)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start livegate");
-        let mut first = String::new();
-        let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
-        stdout.read_line(&mut first).expect("first line");
-        let addr = first
-            .trim()
-            .strip_prefix("livegate listening on http://")
-            .unwrap_or_else(|| panic!("unexpected first line {first:?}"))
-            .to_owned();
-        Self {
-            child,
-            addr,
-            _stdout: stdout,
-        }
-    }
-
-    fn terminate(&mut self) -> std::process::ExitStatus {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        for _ in 0..100 {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                return status;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        panic!("gateway did not stop within 5 s of SIGTERM");
-    }
-
-    fn post(&self, path: &str, body: &str) -> (u16, String) {
-        let mut s = TcpStream::connect(&self.addr).expect("connect");
-        s.set_read_timeout(Some(Duration::from_secs(5))).ok();
-        write!(
-            s,
-            "POST {path} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-            self.addr,
-            body.len()
-        )
-        .expect("write");
-        let mut resp = String::new();
-        s.read_to_string(&mut resp).expect("read");
-        let status = resp[9..12].parse().expect("status");
-        let body = resp
-            .split_once("\r\n\r\n")
-            .map(|(_, b)| b.to_owned())
-            .unwrap_or_default();
-        (status, body)
-    }
-}
-
-impl Drop for Gateway {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 type Ws =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
@@ -229,7 +149,7 @@ async fn client_publish_follows_the_namespace_and_shutdown_is_announced() {
         "[[namespaces]]\nprefix = \"chat.\"\nclient_publish = true\n",
     )
     .expect("write config");
-    let mut gw = Gateway::start(&["--config", cfg.to_str().expect("utf-8 path")]);
+    let mut gw = Gateway::start(&["--config".into(), cfg.to_str().expect("utf-8 path").into()]);
     let enc = Encoding::Json;
     let mut ws = connect(&gw, enc).await;
     let data = Payload::from_json("{\"text\":\"hi\"}").expect("json");

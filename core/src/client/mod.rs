@@ -352,18 +352,14 @@ impl Client {
                 topic: p.topic,
                 position,
             }),
-            Err(e) if e.retry && self.state != State::Closed => {
-                self.requeue(vec![p]);
-                if self.live().is_some() {
-                    self.flush_outbox();
-                }
-            }
+            Err(e) if e.retry && self.state != State::Closed => self.requeue(vec![p]),
             Err(e) => self.events.push_back(Event::PublishFailed {
                 msg_id: p.msg_id,
                 code: e.code,
                 message: e.message,
             }),
         }
+        self.flush_outbox();
     }
 
     /// Runs the timers due at `now`.
@@ -666,8 +662,20 @@ impl Client {
     }
 
     fn flush_outbox(&mut self) {
-        while let Some(p) = self.outbox.pop_front() {
-            self.send_publish(p);
+        match self.live() {
+            Some((_, true)) => {
+                while let Some(p) = self.outbox.pop_front() {
+                    self.send_publish(p);
+                }
+            }
+            // One HTTP publish at a time: separate requests could overtake
+            // each other, and publishes keep the order they were made in.
+            Some((_, false)) if self.inflight_http.is_empty() => {
+                if let Some(p) = self.outbox.pop_front() {
+                    self.send_publish(p);
+                }
+            }
+            _ => {}
         }
     }
 
@@ -686,6 +694,7 @@ impl Client {
                 self.send(conn, &frame);
                 self.inflight.insert(id, p);
             }
+            Some((_, false)) if !self.inflight_http.is_empty() => self.outbox.push_back(p),
             Some((_, false)) => {
                 self.actions.push_back(Action::HttpPublish {
                     msg_id: p.msg_id.clone(),

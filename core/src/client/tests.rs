@@ -471,6 +471,11 @@ fn one_way_transports_publish_over_http_and_retry_network_failures() {
         matches!(&acts[..], [Action::HttpPublish { msg_id, .. }] if *msg_id == m),
         "retried: {acts:?}"
     );
+    // One request at a time, in order: the second waits for the first.
+    let m2 =
+        h.c.publish(h.now, "chat.x", None, Payload::from_json("2").unwrap())
+            .unwrap();
+    assert!(h.actions().is_empty(), "the second publish waits");
     h.c.handle_http_publish(
         h.now,
         &m,
@@ -483,6 +488,11 @@ fn one_way_transports_publish_over_http_and_retry_network_failures() {
         .events()
         .iter()
         .any(|e| matches!(e, Event::Published { .. })));
+    let acts = h.actions();
+    assert!(
+        matches!(&acts[..], [Action::HttpPublish { msg_id, .. }] if *msg_id == m2),
+        "{acts:?}"
+    );
 }
 
 #[test]

@@ -271,27 +271,34 @@ impl Client {
 
     /// Publishes and waits for the gateway's ack. While disconnected the
     /// publish waits in the offline queue; retries are delivered once.
-    pub async fn publish(&self, topic: &str, data: Payload) -> Result<Ack, ClientError> {
-        self.publish_event(topic, None, data).await
+    /// The publish is queued when this is called, so publishes keep the
+    /// order of the calls even if their futures are awaited in another.
+    pub fn publish(
+        &self,
+        topic: &str,
+        data: Payload,
+    ) -> impl std::future::Future<Output = Result<Ack, ClientError>> + Send + 'static {
+        self.publish_event(topic, None, data)
     }
 
-    /// Publishes with an event name.
-    pub async fn publish_event(
+    /// Publishes with an event name (see [`Client::publish`]).
+    pub fn publish_event(
         &self,
         topic: &str,
         event: Option<String>,
         data: Payload,
-    ) -> Result<Ack, ClientError> {
+    ) -> impl std::future::Future<Output = Result<Ack, ClientError>> + Send + 'static {
         let (reply, answer) = oneshot::channel();
-        self.commands
-            .send(Command::Publish {
-                topic: topic.to_owned(),
-                event,
-                data,
-                reply,
-            })
-            .map_err(|_| ClientError::Closed)?;
-        answer.await.map_err(|_| ClientError::Closed)?
+        let sent = self.commands.send(Command::Publish {
+            topic: topic.to_owned(),
+            event,
+            data,
+            reply,
+        });
+        async move {
+            sent.map_err(|_| ClientError::Closed)?;
+            answer.await.map_err(|_| ClientError::Closed)?
+        }
     }
 
     /// Every engine event from now on (state changes, publications of all

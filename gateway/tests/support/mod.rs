@@ -1,0 +1,176 @@
+//! Shared by the end-to-end tests: the real gateway and fault-proxy
+//! processes (stopped by pid when dropped) and a few HTTP helpers.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::time::Duration;
+
+/// A `livegate serve` process.
+pub struct Gateway {
+    child: Child,
+    /// `127.0.0.1:PORT`.
+    pub addr: String,
+    // Kept open: the gateway may still write to stdout.
+    _stdout: BufReader<ChildStdout>,
+}
+
+impl Gateway {
+    /// Starts `livegate serve --listen 127.0.0.1:0 --no-system-publisher ARGS`.
+    pub fn start(extra: &[String]) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_livegate"))
+            .args([
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--no-system-publisher",
+                "--log",
+                "warn",
+            ])
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start livegate");
+        let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
+        let mut first = String::new();
+        stdout.read_line(&mut first).expect("first line");
+        let addr = first
+            .trim()
+            .strip_prefix("livegate listening on http://")
+            .unwrap_or_else(|| panic!("unexpected first line {first:?}"))
+            .to_owned();
+        Self {
+            child,
+            addr,
+            _stdout: stdout,
+        }
+    }
+
+    /// `http://127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// SIGTERM, then waits (at most 5 s) for the exit status.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        for _ in 0..100 {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        panic!("gateway did not stop within 5 s of SIGTERM");
+    }
+
+    /// A blocking HTTP/1.1 request; returns status and body.
+    pub fn request(&self, method: &str, path: &str, body: &str) -> (u16, String) {
+        http_request(&self.addr, method, path, body)
+    }
+
+    /// `POST` with a JSON body.
+    pub fn post(&self, path: &str, body: &str) -> (u16, String) {
+        self.request("POST", path, body)
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// One request on a fresh connection (`Connection: close`).
+pub fn http_request(addr: &str, method: &str, path: &str, body: &str) -> (u16, String) {
+    let mut s = TcpStream::connect(addr).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(10))).ok();
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .expect("write");
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).expect("read");
+    let status = resp.get(9..12).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let body = resp
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    (status, body)
+}
+
+/// The fault proxy, driven over its stdin.
+pub struct FaultProxy {
+    child: Child,
+    stdin: ChildStdin,
+    stdout: BufReader<ChildStdout>,
+    /// `127.0.0.1:PORT`.
+    pub addr: String,
+}
+
+/// Where cargo put the workspace's binaries (next to this test's `deps/`).
+fn bin_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("current exe");
+    exe.parent()
+        .and_then(Path::parent)
+        .expect("target dir")
+        .to_path_buf()
+}
+
+impl FaultProxy {
+    /// Starts the proxy in front of `upstream`.
+    pub fn start(upstream: &str) -> Self {
+        let bin = bin_dir().join("livegate-faultproxy");
+        assert!(
+            bin.exists(),
+            "{} is missing: build it first with `cargo build -p livegate-faultproxy`",
+            bin.display()
+        );
+        let mut child = Command::new(bin)
+            .args(["--listen", "127.0.0.1:0", "--upstream", upstream])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start faultproxy");
+        let stdin = child.stdin.take().expect("stdin");
+        let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
+        let mut first = String::new();
+        stdout.read_line(&mut first).expect("first line");
+        let addr = first
+            .trim()
+            .strip_prefix("faultproxy listening on ")
+            .unwrap_or_else(|| panic!("unexpected first line {first:?}"))
+            .to_owned();
+        Self {
+            child,
+            stdin,
+            stdout,
+            addr,
+        }
+    }
+
+    /// Sends one command; returns its answer line.
+    pub fn command(&mut self, cmd: &str) -> String {
+        writeln!(self.stdin, "{cmd}").expect("proxy stdin");
+        self.stdin.flush().expect("proxy stdin");
+        let mut answer = String::new();
+        self.stdout.read_line(&mut answer).expect("proxy answer");
+        answer.trim().to_owned()
+    }
+}
+
+impl Drop for FaultProxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
