@@ -41,10 +41,10 @@ step "Rust tests"
 cargo build -q --workspace --bins
 cargo test -q --workspace
 
-step "fuzz smoke: the frame, payload and cursor decoders (libFuzzer)"
+step "fuzz smoke: frame, payload and cursor decoders, client engine (libFuzzer)"
 command -v cargo-fuzz >/dev/null || cargo install -q cargo-fuzz
 # cargo-fuzz needs nightly flags; the stable toolchain allows them with RUSTC_BOOTSTRAP.
-for target in decode_frames payload_and_cursor; do
+for target in decode_frames payload_and_cursor client_engine; do
   (cd fuzz && RUSTC_BOOTSTRAP=1 CARGO_TARGET_DIR="$CACHE/fuzz-target" \
     cargo fuzz run -s none "$target" -- -max_total_time="${LIVEGATE_FUZZ_SECS:-20}" -max_len=4096 2>&1 \
     | grep -E '^(Done|==|SUMMARY|thread)' || true; exit "${PIPESTATUS[0]}")
