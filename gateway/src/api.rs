@@ -17,7 +17,7 @@ use serde::{Deserialize, Deserializer};
 use serde_json::value::RawValue;
 
 use crate::broker::PublishRequest;
-use crate::hub::Outbound;
+use crate::hub::{HistoryItem, Outbound};
 use crate::transport::session::{unrecoverable_message, DEFAULT_HISTORY_LIMIT, MAX_HISTORY_LIMIT};
 use crate::transport::{poll, sse, ws};
 use crate::App;
@@ -418,13 +418,13 @@ fn history_inner(app: &App, rest: &str, query: &str) -> Result<Response, ApiErro
                 unrecoverable_message(&e),
             )
         })?;
-    let frame = Outbound::History {
+    let frame = Outbound::History(Box::new(HistoryItem {
         id: None,
         topic: Arc::from(topic),
         position: page.position,
         publications: page.publications,
         more: page.more,
-    };
+    }));
     Ok((
         [(header::CONTENT_TYPE, "application/json")],
         frame.encode(Encoding::Json),

@@ -55,74 +55,86 @@ pub enum Outbound {
     /// A live publication.
     Publication(SharedPub),
     /// The answer to a subscribe, with the publications replayed.
-    Subscribed {
-        /// Request id.
-        id: Option<u64>,
-        /// The topic's position when the subscription started.
-        position: Position,
-        /// The topic.
-        topic: Arc<str>,
-        /// Whether the replay is complete.
-        recovered: bool,
-        /// Missed publications, oldest first.
-        replay: Vec<SharedPub>,
-    },
+    Subscribed(Box<SubscribedItem>),
     /// The answer to a history request.
-    History {
-        /// Request id.
-        id: Option<u64>,
-        /// The topic.
-        topic: Arc<str>,
-        /// The topic's position.
-        position: Position,
-        /// Publications, oldest first.
-        publications: Vec<SharedPub>,
-        /// Whether more follow.
-        more: bool,
-    },
+    History(Box<HistoryItem>),
     /// Any other frame.
-    Frame(ServerFrame),
+    Frame(Box<ServerFrame>),
+}
+
+// Queues hold many items per connection: keep each a pointer wide.
+const _: () = assert!(std::mem::size_of::<Outbound>() <= 16);
+
+/// A `subscribed` answer and the publications it replays.
+#[derive(Debug)]
+pub struct SubscribedItem {
+    /// Request id.
+    pub id: Option<u64>,
+    /// The topic's position when the subscription started.
+    pub position: Position,
+    /// The topic.
+    pub topic: Arc<str>,
+    /// Whether the replay is complete.
+    pub recovered: bool,
+    /// Missed publications, oldest first.
+    pub replay: Vec<SharedPub>,
+}
+
+impl SubscribedItem {
+    /// The `subscribed` frame in `encoding` holding `replay`'s frames (all,
+    /// or none for transports that send each publication as its own event).
+    pub fn encode(&self, encoding: Encoding, with_replay: bool) -> Bytes {
+        let head = ServerFrame::Subscribed {
+            id: self.id,
+            topic: self.topic.to_string(),
+            epoch: self.position.epoch.clone(),
+            offset: self.position.offset,
+            recovered: self.recovered,
+            publications: Vec::new(),
+        };
+        let replay = if with_replay { &self.replay[..] } else { &[] };
+        let frames: Vec<&Bytes> = replay.iter().map(|p| p.frame(encoding)).collect();
+        Bytes::from(encoding.encode_with_publications(&head, &frames))
+    }
+}
+
+/// A `history` answer.
+#[derive(Debug)]
+pub struct HistoryItem {
+    /// Request id.
+    pub id: Option<u64>,
+    /// The topic.
+    pub topic: Arc<str>,
+    /// The topic's position.
+    pub position: Position,
+    /// Publications, oldest first.
+    pub publications: Vec<SharedPub>,
+    /// Whether more follow.
+    pub more: bool,
 }
 
 impl Outbound {
+    /// Any frame.
+    pub fn frame(frame: ServerFrame) -> Self {
+        Self::Frame(Box::new(frame))
+    }
+
     /// The bytes of this item in `encoding`; publications reuse shared bytes.
     pub fn encode(&self, encoding: Encoding) -> Bytes {
         match self {
             Self::Publication(p) => p.frame(encoding).clone(),
-            Self::Subscribed {
-                id,
-                position,
-                topic,
-                recovered,
-                replay,
-            } => {
-                let head = ServerFrame::Subscribed {
-                    id: *id,
-                    topic: topic.to_string(),
-                    epoch: position.epoch.clone(),
-                    offset: position.offset,
-                    recovered: *recovered,
-                    publications: Vec::new(),
-                };
-                let frames: Vec<&Bytes> = replay.iter().map(|p| p.frame(encoding)).collect();
-                Bytes::from(encoding.encode_with_publications(&head, &frames))
-            }
-            Self::History {
-                id,
-                topic,
-                position,
-                publications,
-                more,
-            } => {
+            Self::Subscribed(s) => s.encode(encoding, true),
+            Self::History(h) => {
                 let head = ServerFrame::History {
-                    id: *id,
-                    topic: topic.to_string(),
-                    epoch: position.epoch.clone(),
-                    offset: position.offset,
+                    id: h.id,
+                    topic: h.topic.to_string(),
+                    epoch: h.position.epoch.clone(),
+                    offset: h.position.offset,
                     publications: Vec::new(),
-                    more: *more,
+                    more: h.more,
                 };
-                let frames: Vec<&Bytes> = publications.iter().map(|p| p.frame(encoding)).collect();
+                let frames: Vec<&Bytes> =
+                    h.publications.iter().map(|p| p.frame(encoding)).collect();
                 Bytes::from(encoding.encode_with_publications(&head, &frames))
             }
             Self::Frame(f) => Bytes::from(encoding.encode_server(f)),
@@ -541,13 +553,13 @@ impl Hub {
             },
         };
         let replayed = replay.len() as u64;
-        let item = Outbound::Subscribed {
+        let item = Outbound::Subscribed(Box::new(SubscribedItem {
             id,
             position,
             topic: st.name.clone(),
             recovered,
             replay,
-        };
+        }));
         if !conn.send(item) {
             return Err(SubscribeError::Closing);
         }
@@ -619,8 +631,8 @@ mod tests {
         while let Ok(item) = rx.try_recv() {
             match item {
                 Outbound::Publication(p) => out.push(p.publication.offset),
-                Outbound::Subscribed { replay, .. } => {
-                    out.extend(replay.iter().map(|p| p.publication.offset))
+                Outbound::Subscribed(s) => {
+                    out.extend(s.replay.iter().map(|p| p.publication.offset))
                 }
                 _ => {}
             }

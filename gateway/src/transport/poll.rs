@@ -134,26 +134,14 @@ impl Answer {
     fn take(&mut self, item: Outbound) {
         match item {
             Outbound::Publication(p) => self.push_publication(&p),
-            Outbound::Subscribed {
-                id,
-                position,
-                topic,
-                recovered,
-                replay,
-            } => {
+            Outbound::Subscribed(s) => {
                 // A recovered topic needs no announcement: its publications say it all.
-                if !recovered || !self.had_cursor.contains_key(&*topic) {
-                    self.positions.insert(topic.to_string(), position.clone());
-                    let head = Outbound::Subscribed {
-                        id,
-                        position,
-                        topic,
-                        recovered,
-                        replay: Vec::new(),
-                    };
-                    self.frames.push(head.encode(Encoding::Json));
+                if !s.recovered || !self.had_cursor.contains_key(&*s.topic) {
+                    self.positions
+                        .insert(s.topic.to_string(), s.position.clone());
+                    self.frames.push(s.encode(Encoding::Json, false));
                 }
-                for p in &replay {
+                for p in &s.replay {
                     self.push_publication(p);
                 }
             }

@@ -13,7 +13,7 @@ use livegate_core::topic::{is_reserved, validate_event, validate_msg_id, validat
 use livegate_core::{Encoding, ErrorCode};
 
 use crate::broker::PublishRequest;
-use crate::hub::{Connection, Outbound};
+use crate::hub::{Connection, HistoryItem, Outbound};
 use crate::App;
 
 /// Longest history page.
@@ -44,7 +44,7 @@ impl Session {
     }
 
     fn reply(&self, frame: ServerFrame) {
-        self.conn.send(Outbound::Frame(frame));
+        self.conn.send(Outbound::frame(frame));
     }
 
     fn error(&self, id: Option<u64>, code: ErrorCode, message: impl Into<String>) {
@@ -185,13 +185,13 @@ impl Session {
                     .history(&topic, since.as_ref(), limit as usize, crate::now_ms())
                 {
                     Ok(page) => {
-                        self.conn.send(Outbound::History {
+                        self.conn.send(Outbound::History(Box::new(HistoryItem {
                             id,
                             topic: Arc::from(topic.as_str()),
                             position: page.position,
                             publications: page.publications,
                             more: page.more,
-                        });
+                        })));
                     }
                     Err(e) => {
                         self.error(id, ErrorCode::HistoryUnavailable, unrecoverable_message(&e))

@@ -193,23 +193,9 @@ impl StreamState {
         let mut rest = Vec::with_capacity(queued.len());
         for item in queued {
             match item {
-                Outbound::Subscribed {
-                    id,
-                    position,
-                    topic,
-                    recovered,
-                    replay,
-                } => {
-                    self.write_item(
-                        out,
-                        Outbound::Subscribed {
-                            id,
-                            position,
-                            topic,
-                            recovered,
-                            replay: Vec::new(),
-                        },
-                    );
+                Outbound::Subscribed(mut s) => {
+                    let replay = std::mem::take(&mut s.replay);
+                    self.write_item(out, Outbound::Subscribed(s));
                     rest.extend(replay.into_iter().map(Outbound::Publication));
                 }
                 other => rest.push(other),
@@ -236,32 +222,20 @@ impl StreamState {
                 let id = self.cursor();
                 event(out, Some(&id), "publication", p.frame(Encoding::Json));
             }
-            Outbound::Subscribed {
-                id,
-                position,
-                topic,
-                recovered,
-                replay,
-            } => {
-                if !recovered {
-                    self.positions.insert(topic.to_string(), position.clone());
+            Outbound::Subscribed(s) => {
+                if !s.recovered {
+                    self.positions
+                        .insert(s.topic.to_string(), s.position.clone());
                 }
-                let head = Outbound::Subscribed {
-                    id,
-                    position,
-                    topic,
-                    recovered,
-                    replay: Vec::new(),
-                };
-                event(out, None, "subscribed", &head.encode(Encoding::Json));
-                for p in replay {
+                event(out, None, "subscribed", &s.encode(Encoding::Json, false));
+                for p in s.replay {
                     self.write_item(out, Outbound::Publication(p));
                 }
             }
             other => {
                 let bytes = other.encode(Encoding::Json);
                 let kind = match &other {
-                    Outbound::Frame(ServerFrame::Error { .. }) => "error",
+                    Outbound::Frame(f) if matches!(**f, ServerFrame::Error { .. }) => "error",
                     _ => "message",
                 };
                 event(out, None, kind, &bytes);

@@ -133,7 +133,7 @@ async fn run(app: Arc<App>, io: Io, encoding: Encoding) {
     let ws = WebSocketStream::from_raw_socket(io, Role::Server, Some(config)).await;
     let _counted = app.stats.connection(Transport::Ws);
     let (conn, rx) = app.hub.connect(app.config.queue_size);
-    conn.send(Outbound::Frame(ServerFrame::Connected {
+    conn.send(Outbound::frame(ServerFrame::Connected {
         client_id: format!("{}-{}", conn.id, random_token(6)),
         heartbeat_ms: app.config.heartbeat_ms,
     }));
