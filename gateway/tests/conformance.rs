@@ -147,8 +147,6 @@ impl Run {
             .configure(|cfg| {
                 cfg.heartbeat_margin_ms = margin.as_millis() as u64;
                 cfg.upgrade_probe_ms = probe.as_millis() as u64;
-                cfg.connect_timeout_ms = 3_000;
-                cfg.poll_timeout_ms = 2_000;
             })
             .connect_with_events()
             .expect("client starts");

@@ -53,10 +53,10 @@ impl Default for Backoff {
 }
 
 impl Backoff {
-    /// The ceiling for the `attempt`-th retry (0-based): `min * 2^attempt`,
-    /// capped at `max`.
+    /// The ceiling for the `attempt`-th retry (0-based): `min * 2^(attempt+1)`,
+    /// capped at `max`, so even the first retry is spread over `min..=2·min`.
     pub fn ceiling(&self, attempt: u32) -> u64 {
-        let exp = self.min_ms.saturating_mul(1u64 << attempt.min(32));
+        let exp = self.min_ms.saturating_mul(1u64 << (attempt.min(32) + 1));
         exp.min(self.max_ms).max(self.min_ms)
     }
 
@@ -76,10 +76,10 @@ mod tests {
     fn delays_stay_within_bounds_and_grow() {
         let b = Backoff::default();
         let mut rng = Rng::new(7);
-        assert_eq!(b.ceiling(0), 500);
-        assert_eq!(b.ceiling(1), 1000);
-        assert_eq!(b.ceiling(5), 16_000);
-        assert_eq!(b.ceiling(6), 20_000);
+        assert_eq!(b.ceiling(0), 1000);
+        assert_eq!(b.ceiling(1), 2000);
+        assert_eq!(b.ceiling(4), 16_000);
+        assert_eq!(b.ceiling(5), 20_000);
         assert_eq!(b.ceiling(1000), 20_000);
         for attempt in 0..50 {
             for _ in 0..200 {

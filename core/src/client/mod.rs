@@ -39,13 +39,16 @@ enum Timer {
     PeerSilence = 2,
     /// When to leave a fallback transport and try the better ones.
     UpgradeProbe = 3,
+    /// When to send HTTP publishes again after one could not be delivered.
+    PublishRetry = 4,
 }
 
-const TIMERS: [Timer; 4] = [
+const TIMERS: [Timer; 5] = [
     Timer::Reconnect,
     Timer::ConnectTimeout,
     Timer::PeerSilence,
     Timer::UpgradeProbe,
+    Timer::PublishRetry,
 ];
 
 #[derive(Debug)]
@@ -61,8 +64,6 @@ struct Conn {
 struct Sub {
     /// Last publication handled (or where the stream started).
     position: Option<Position>,
-    /// Whether the app was told about it once.
-    announced: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -96,7 +97,9 @@ pub struct Client {
     inflight: HashMap<u64, PendingPublish>,
     /// Publishes handed to the driver as HTTP requests, by msg_id.
     inflight_http: HashMap<String, PendingPublish>,
-    timers: [Option<u64>; 4],
+    timers: [Option<u64>; 5],
+    /// HTTP publishes that failed in a row (paces their retries).
+    publish_failures: u32,
     actions: VecDeque<Action>,
     events: VecDeque<Event>,
 }
@@ -124,7 +127,8 @@ impl Client {
             outbox: VecDeque::new(),
             inflight: HashMap::new(),
             inflight_http: HashMap::new(),
-            timers: [None; 4],
+            timers: [None; 5],
+            publish_failures: 0,
             actions: VecDeque::new(),
             events: VecDeque::new(),
         }
@@ -339,7 +343,7 @@ impl Client {
     /// The outcome of an [`Action::HttpPublish`].
     pub fn handle_http_publish(
         &mut self,
-        _now: u64,
+        now: u64,
         msg_id: &str,
         result: Result<Position, HttpPublishError>,
     ) {
@@ -347,12 +351,25 @@ impl Client {
             return;
         };
         match result {
-            Ok(position) => self.events.push_back(Event::Published {
-                msg_id: p.msg_id,
-                topic: p.topic,
-                position,
-            }),
-            Err(e) if e.retry && self.state != State::Closed => self.requeue(vec![p]),
+            Ok(position) => {
+                self.publish_failures = 0;
+                self.events.push_back(Event::Published {
+                    msg_id: p.msg_id,
+                    topic: p.topic,
+                    position,
+                });
+            }
+            Err(e) if e.retry && self.state != State::Closed => {
+                // The gateway may be down: try again after a backoff delay,
+                // not at once.
+                self.requeue(vec![p]);
+                let delay = self
+                    .config
+                    .backoff
+                    .delay(self.publish_failures, &mut self.rng);
+                self.publish_failures = self.publish_failures.saturating_add(1);
+                self.timers[Timer::PublishRetry as usize] = Some(now + delay);
+            }
             Err(e) => self.events.push_back(Event::PublishFailed {
                 msg_id: p.msg_id,
                 code: e.code,
@@ -378,6 +395,7 @@ impl Client {
     fn fire(&mut self, now: u64, timer: Timer) {
         match timer {
             Timer::Reconnect => self.start_attempt(now),
+            Timer::PublishRetry => self.flush_outbox(),
             Timer::ConnectTimeout => {
                 if let Some(c) = self.conn.as_ref().filter(|c| !c.greeted) {
                     let reason = Reason::ConnectTimeout(c.transport);
@@ -441,9 +459,11 @@ impl Client {
         if let Some(t) = order.iter().find(open) {
             return Some(*t);
         }
-        // Everything is skipped: rather than wait, retry in order.
-        if self.tried.is_empty() {
-            return order.first().copied();
+        // Every transport failed recently: rather than wait for the skips to
+        // run out, each backoff round tries them all again, in order.
+        let skipped = |t: &TransportKind| self.skip_until.get(t).is_some_and(|u| *u > now);
+        if order.iter().all(skipped) {
+            return order.iter().find(|t| !self.tried.contains(t)).copied();
         }
         None
     }
@@ -549,7 +569,8 @@ impl Client {
     fn connection_lost(&mut self, now: u64, reason: Reason) {
         self.drop_conn();
         self.set_state(State::Reconnecting, reason);
-        // The transport that just worked is tried first again.
+        // The transport that just worked was not marked as failed, so it is
+        // the first one tried again unless a better one's skip ran out.
         self.schedule_retry(now);
     }
 
@@ -579,9 +600,10 @@ impl Client {
         if let Some(c) = self.conn.take() {
             self.actions.push_back(Action::Close { conn: c.id });
         }
-        self.timers = [None; 4];
+        self.timers = [None; 5];
         let mut failed: Vec<PendingPublish> = self.outbox.drain(..).collect();
         failed.extend(self.inflight.drain().map(|(_, p)| p));
+        failed.extend(self.inflight_http.drain().map(|(_, p)| p));
         failed.sort_by_key(|p| p.seq);
         for p in failed {
             self.events.push_back(Event::PublishFailed {
@@ -662,7 +684,13 @@ impl Client {
     }
 
     fn flush_outbox(&mut self) {
+        if self.timers[Timer::PublishRetry as usize].is_some() {
+            return;
+        }
         match self.live() {
+            // An HTTP publish still in flight (from a one-way transport just
+            // left) goes first: the rest waits for its answer.
+            Some((_, true)) if !self.inflight_http.is_empty() => {}
             Some((_, true)) => {
                 while let Some(p) = self.outbox.pop_front() {
                     self.send_publish(p);
@@ -681,6 +709,7 @@ impl Client {
 
     fn send_publish(&mut self, p: PendingPublish) {
         match self.live() {
+            Some((_, true)) if !self.inflight_http.is_empty() => self.outbox.push_back(p),
             Some((conn, true)) => {
                 let id = self.next_req;
                 self.next_req += 1;
@@ -746,7 +775,6 @@ impl Client {
                         position: sub.position.clone().unwrap_or(position),
                     }
                 } else {
-                    sub.announced = true;
                     Event::Subscribed {
                         topic: topic.clone(),
                         position: sub.position.clone().unwrap_or(position),
@@ -823,7 +851,7 @@ impl Client {
                 self.events.push_back(Event::Recovered {
                     topic: p.topic.clone(),
                     recovered: false,
-                    position: pos.clone(),
+                    position: p.position(),
                 });
             }
             _ => {}

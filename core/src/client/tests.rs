@@ -466,6 +466,15 @@ fn one_way_transports_publish_over_http_and_retry_network_failures() {
             retry: true,
         }),
     );
+    assert!(
+        h.actions().is_empty(),
+        "no retry at once: the gateway may be down"
+    );
+    let waited = h.step();
+    assert!(
+        (500..=1000).contains(&waited),
+        "retried after a backoff delay: {waited}"
+    );
     let acts = h.actions();
     assert!(
         matches!(&acts[..], [Action::HttpPublish { msg_id, .. }] if *msg_id == m),
@@ -668,4 +677,96 @@ fn one_way_transport_without_topics_idles_until_the_first_subscribe() {
     let (_, transport, subs) = h.expect_connect();
     assert_eq!(transport, TransportKind::Sse);
     assert_eq!(subs, vec![("t".to_string(), None)]);
+}
+
+#[test]
+fn when_every_transport_failed_each_round_tries_them_all() {
+    let mut h = Harness::new(config());
+    h.c.subscribe(h.now, "t").unwrap();
+    h.c.connect(h.now);
+    for _round in 0..3 {
+        let mut seen = Vec::new();
+        for _ in 0..3 {
+            let (conn, transport, _) = h.expect_connect();
+            seen.push(transport);
+            h.c.handle_transport(h.now, conn, TransportEvent::Failed("down".into()));
+        }
+        assert_eq!(
+            seen,
+            vec![
+                TransportKind::WebSocket,
+                TransportKind::Sse,
+                TransportKind::LongPoll
+            ]
+        );
+        h.step();
+    }
+}
+
+#[test]
+fn an_http_publish_in_flight_keeps_its_place_when_websocket_returns() {
+    let mut cfg = config();
+    cfg.upgrade_probe_ms = 5_000;
+    let mut h = Harness::new(cfg);
+    h.c.subscribe(h.now, "t").unwrap();
+    h.c.connect(h.now);
+    let (c1, ..) = h.expect_connect();
+    h.c.handle_transport(h.now, c1, TransportEvent::Failed("503".into()));
+    let (c2, t2, _) = h.expect_connect();
+    assert_eq!(t2, TransportKind::Sse);
+    h.open(c2, 25_000);
+    let first =
+        h.c.publish(h.now, "chat.x", None, Payload::from_json("1").unwrap())
+            .unwrap();
+    assert!(matches!(&h.actions()[..], [Action::HttpPublish { .. }]));
+    // The probe moves to WebSocket while the HTTP publish is still out.
+    h.now += 5_000;
+    h.c.handle_activity(h.now, c2);
+    h.c.handle_timeout(h.now);
+    let (c3, t3, _) = h.expect_connect();
+    assert_eq!(t3, TransportKind::WebSocket);
+    h.open(c3, 25_000);
+    h.sent();
+    let second =
+        h.c.publish(h.now, "chat.x", None, Payload::from_json("2").unwrap())
+            .unwrap();
+    assert!(
+        h.sent().is_empty(),
+        "the second waits for the first's answer"
+    );
+    h.c.handle_http_publish(
+        h.now,
+        &first,
+        Ok(Position {
+            epoch: "e".into(),
+            offset: 1,
+        }),
+    );
+    let ids: Vec<Option<String>> = h
+        .sent()
+        .into_iter()
+        .filter_map(|f| match f {
+            ClientFrame::Publish { msg_id, .. } => Some(msg_id),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(ids, vec![Some(second)]);
+}
+
+#[test]
+fn close_fails_an_http_publish_in_flight() {
+    let mut cfg = config();
+    cfg.transports = vec![TransportKind::Sse];
+    let mut h = Harness::new(cfg);
+    h.c.connect(h.now);
+    let m =
+        h.c.publish(h.now, "x", None, Payload::from_json("1").unwrap())
+            .unwrap();
+    assert!(matches!(&h.actions()[..], [Action::HttpPublish { .. }]));
+    h.c.close(h.now);
+    assert!(h
+        .events()
+        .iter()
+        .any(|e| matches!(e, Event::PublishFailed { msg_id, .. } if *msg_id == m)));
+    assert_eq!(h.c.pending_publishes(), 0);
 }

@@ -4,12 +4,12 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use bytes::Bytes;
 use http_body_util::Full;
 use hyper::Request;
 use livegate_core::client::{
     Action, Client as Engine, Event, HttpPublishError, State, TransportKind,
 };
+use livegate_core::payload::PayloadKind;
 use livegate_core::protocol::Position;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
@@ -340,7 +340,12 @@ async fn sleep_until(deadline: Option<Instant>) {
     }
 }
 
-/// `POST /api/publish`; `retry` when worth retrying (network, 5xx).
+/// How long one HTTP publish may take before it counts as lost (and is retried).
+const HTTP_PUBLISH_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// `POST /api/publish/{topic}` with the payload as it was made (JSON,
+/// MessagePack or binary, by content type) and the msg_id for dedupe;
+/// `retry` when worth retrying (network, timeout, 5xx).
 async fn http_publish(
     endpoint: &Endpoint,
     api_key: Option<&str>,
@@ -354,24 +359,40 @@ async fn http_publish(
         message,
         retry,
     };
-    let data: Box<serde_json::value::RawValue> = serde_json::value::RawValue::from_string(
-        String::from_utf8_lossy(&data.to_json()).into_owned(),
-    )
-    .map_err(|e| err("bad_request", e.to_string(), false))?;
-    let body = serde_json::json!({"topic": topic, "event": event, "data": data, "msg_id": msg_id});
-    let mut b = Request::post(endpoint.path("/api/publish"))
+    let content_type = match data.kind() {
+        PayloadKind::Json => "application/json",
+        PayloadKind::Msgpack => "application/msgpack",
+        PayloadKind::Binary => "application/octet-stream",
+    };
+    let mut path = format!("/api/publish/{topic}?msg_id={}", http::encode(msg_id));
+    if let Some(e) = &event {
+        path.push_str(&format!("&event={}", http::encode(e)));
+    }
+    let mut b = Request::post(endpoint.path(&path))
         .header(hyper::header::HOST, endpoint.authority())
-        .header(hyper::header::CONTENT_TYPE, "application/json");
+        .header(hyper::header::CONTENT_TYPE, content_type);
     if let Some(k) = api_key {
         b = b.header(hyper::header::AUTHORIZATION, format!("Bearer {k}"));
     }
     let req = b
-        .body(Full::new(Bytes::from(body.to_string())))
+        .body(Full::new(data.as_bytes().clone()))
         .map_err(|e| err("bad_request", e.to_string(), false))?;
     let io = |e: ClientError| err("io", e.to_string(), true);
-    let res = http::send(endpoint, req).await.map_err(io)?;
-    let status = res.status();
-    let bytes = http::body_bytes(res, 64 * 1024).await.map_err(io)?;
+    let answer = tokio::time::timeout(HTTP_PUBLISH_TIMEOUT, async {
+        let res = http::send(endpoint, req).await.map_err(io)?;
+        let status = res.status();
+        let bytes = http::body_bytes(res, 64 * 1024).await.map_err(io)?;
+        Ok::<_, HttpPublishError>((status, bytes))
+    })
+    .await
+    .map_err(|_| {
+        err(
+            "timeout",
+            "the gateway did not answer the publish in time".into(),
+            true,
+        )
+    })?;
+    let (status, bytes) = answer?;
     let v: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
     if status.is_success() {
         let epoch = v["epoch"].as_str().unwrap_or_default().to_owned();

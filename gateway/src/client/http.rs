@@ -32,13 +32,15 @@ impl Endpoint {
         if authority.is_empty() || authority.contains(['@', '?', '#', ' ']) {
             return Err(bad("expected a host and an optional port"));
         }
-        let authority = if authority
-            .rsplit_once(':')
-            .is_some_and(|(_, p)| p.parse::<u16>().is_ok())
-            || authority.ends_with(']')
-        {
+        // `host:port`, `[v6]:port`, or the same without a port (80).
+        let has_port = authority.rsplit_once(':').is_some_and(|(h, p)| {
+            p.parse::<u16>().is_ok() && (!h.starts_with('[') || h.ends_with(']'))
+        });
+        let authority = if has_port {
             authority.to_owned()
-        } else if authority.contains(':') && !authority.starts_with('[') {
+        } else if authority.starts_with('[') && authority.ends_with(']') {
+            format!("{authority}:80")
+        } else if authority.contains(':') {
             return Err(bad("the port is not a number"));
         } else {
             format!("{authority}:80")
@@ -115,6 +117,9 @@ mod tests {
             Endpoint::parse("http://example").unwrap().authority(),
             "example:80"
         );
+        let v6 = |u: &str| Endpoint::parse(u).unwrap().authority().to_owned();
+        assert_eq!(v6("http://[::1]"), "[::1]:80");
+        assert_eq!(v6("http://[::1]:9"), "[::1]:9");
         for bad in [
             "https://x",
             "ftp://x",

@@ -196,7 +196,15 @@ pub async fn poll(open: Open) {
         if !cursor.is_empty() {
             q.push(format!("cursor={}", http::encode(&cursor)));
         }
-        q.push(format!("timeout_ms={}", open.poll_timeout_ms.min(60_000)));
+        // The first request returns at once: the engine learns that the
+        // transport works without waiting a whole poll (its connect timeout
+        // may be shorter than that).
+        let wait = if opened {
+            open.poll_timeout_ms.min(60_000)
+        } else {
+            0
+        };
+        q.push(format!("timeout_ms={wait}"));
         let path = format!("{}?{}", open.endpoint.path("/poll"), q.join("&"));
         let result = tokio::time::timeout(request_timeout, async {
             let req = open.get(&path).map_err(super::ClientError::Io)?;
