@@ -15,6 +15,7 @@ pub mod client;
 pub mod codec;
 pub mod cursor;
 pub mod error;
+pub mod framing;
 pub mod history;
 pub mod payload;
 pub mod protocol;

@@ -71,6 +71,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/api/stats", get(stats))
         .route("/health", get(health))
         .route("/metrics", get(metrics))
+        .route("/wt/cert-hash", get(wt_cert_hash))
         .fallback(|| async {
             ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
         })
@@ -79,6 +80,22 @@ pub fn router(app: Arc<App>) -> Router {
 
 async fn index() -> Html<&'static str> {
     Html(include_str!("../assets/index.html"))
+}
+
+/// `GET /wt/cert-hash`: where WebTransport listens and the SHA-256 of its
+/// certificate, for browsers' `serverCertificateHashes` and for clients
+/// that only know the gateway's HTTP URL.
+async fn wt_cert_hash(State(app): State<Arc<App>>) -> Response {
+    let info = app.webtransport.read().ok().and_then(|i| i.clone());
+    match info {
+        Some(info) => ([(header::CACHE_CONTROL, "no-store")], Json(info)).into_response(),
+        None => ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "WebTransport is not enabled on this gateway",
+        )
+        .into_response(),
+    }
 }
 
 async fn health() -> Json<serde_json::Value> {

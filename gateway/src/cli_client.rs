@@ -17,7 +17,7 @@ use tokio::io::AsyncBufReadExt;
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
 pub enum TransportArg {
-    /// WebSocket, then SSE, then long-poll.
+    /// WebTransport, then WebSocket, SSE, long-poll.
     Auto,
     /// WebSocket only.
     Ws,
@@ -25,7 +25,7 @@ pub enum TransportArg {
     Sse,
     /// Long-poll only.
     Poll,
-    /// WebTransport only (not available in this version).
+    /// WebTransport only.
     Wt,
     /// `pub` only: publish through the HTTP API (needs the API key if one is set).
     Http,
@@ -63,16 +63,25 @@ pub struct ConnectArgs {
     /// Longest reconnect delay in milliseconds.
     #[arg(long, default_value_t = 20_000)]
     backoff_max_ms: u64,
+    /// Accept any WebTransport certificate (development only; by default it
+    /// must match the hash the gateway serves at /wt/cert-hash).
+    #[arg(long)]
+    insecure: bool,
 }
 
 impl ConnectArgs {
     fn builder(&self) -> anyhow::Result<ClientBuilder> {
         let transports = match self.transport {
-            TransportArg::Auto => vec![TransportKind::WebSocket, TransportKind::Sse, TransportKind::LongPoll],
+            TransportArg::Auto => vec![
+                TransportKind::WebTransport,
+                TransportKind::WebSocket,
+                TransportKind::Sse,
+                TransportKind::LongPoll,
+            ],
             TransportArg::Ws => vec![TransportKind::WebSocket],
             TransportArg::Sse => vec![TransportKind::Sse],
             TransportArg::Poll => vec![TransportKind::LongPoll],
-            TransportArg::Wt => bail!("WebTransport is not available in this version of livegate yet; use --transport auto"),
+            TransportArg::Wt => vec![TransportKind::WebTransport],
             // A one-way transport with no topic never opens a stream: publishes go over HTTP.
             TransportArg::Http => vec![TransportKind::Sse],
         };
@@ -95,7 +104,7 @@ impl ConnectArgs {
         if let Some(k) = &self.api_key {
             b = b.api_key(k);
         }
-        Ok(b)
+        Ok(b.webtransport_insecure(self.insecure))
     }
 }
 

@@ -19,6 +19,8 @@ pub enum CloseReason {
     ProtocolError,
     /// A binary message on a JSON connection or text on a MessagePack one.
     UnsupportedData,
+    /// A WebTransport client opened a stream the protocol does not allow.
+    StreamNotAllowed,
 }
 
 impl CloseReason {
@@ -31,6 +33,7 @@ impl CloseReason {
             5 => Self::FrameTooLarge,
             6 => Self::ProtocolError,
             7 => Self::UnsupportedData,
+            8 => Self::StreamNotAllowed,
             _ => return None,
         })
     }
@@ -45,6 +48,7 @@ impl CloseReason {
             Self::FrameTooLarge => "frame_too_large",
             Self::ProtocolError => "protocol_error",
             Self::UnsupportedData => "unsupported_data",
+            Self::StreamNotAllowed => "stream_not_allowed",
         }
     }
 
@@ -66,6 +70,7 @@ impl CloseReason {
             Self::FrameTooLarge => 1009,
             Self::ProtocolError => 1002,
             Self::UnsupportedData => 1003,
+            Self::StreamNotAllowed => 4003,
         }
     }
 
@@ -82,6 +87,9 @@ impl CloseReason {
             Self::ProtocolError => "the peer violated the WebSocket protocol",
             Self::UnsupportedData => {
                 "binary messages need the livegate.v1.msgpack subprotocol, text messages livegate.v1.json"
+            }
+            Self::StreamNotAllowed => {
+                "a WebTransport client opens exactly one bidirectional stream (the control stream) and no other"
             }
         }
     }

@@ -69,6 +69,19 @@ pub struct Config {
     pub dedupe_window_size: usize,
     /// Seconds a publish `msg_id` is remembered (0 turns deduplication off).
     pub dedupe_window_secs: u64,
+    /// Whether to serve WebTransport.
+    pub webtransport: bool,
+    /// WebTransport UDP address; by default `listen`'s IP with port 4433,
+    /// or port 0 (any free port) when `listen`'s port is 0.
+    pub wt_listen: Option<SocketAddr>,
+    /// PEM certificate chain for WebTransport; a self-signed ECDSA P-256
+    /// certificate valid for 13 days (renewed on time) when absent.
+    pub wt_cert: Option<PathBuf>,
+    /// PEM private key matching `wt_cert`.
+    pub wt_key: Option<PathBuf>,
+    /// The WebTransport URL announced at `/wt/cert-hash` when clients reach
+    /// it through another address (NAT, a UDP proxy); by default the bound one.
+    pub wt_advertise: Option<String>,
     /// Options of topics no namespace matches.
     pub defaults: NamespaceOptions,
     /// Namespaces, matched by longest prefix.
@@ -90,6 +103,11 @@ impl Default for Config {
             system_interval_ms: 1000,
             dedupe_window_size: 1000,
             dedupe_window_secs: 300,
+            webtransport: true,
+            wt_listen: None,
+            wt_cert: None,
+            wt_key: None,
+            wt_advertise: None,
             defaults: NamespaceOptions::default(),
             namespaces: Vec::new(),
         }
@@ -139,6 +157,14 @@ impl Config {
         if self.dedupe_window_secs > MAX_DEDUPE_WINDOW_SECS {
             return bad("dedupe_window_secs must be at most 604800 (a week)");
         }
+        if let Some(url) = &self.wt_advertise {
+            if !url.starts_with("https://") {
+                return bad("wt_advertise must be an https:// URL");
+            }
+        }
+        if self.wt_cert.is_some() != self.wt_key.is_some() {
+            return bad("wt_cert and wt_key go together: give both or neither");
+        }
         if matches!(self.api_key.as_deref(), Some("")) {
             return bad("api_key must not be empty (leave it unset to disable the check)");
         }
@@ -156,6 +182,14 @@ impl Config {
             max_ids: self.dedupe_window_size,
             max_age_ms: self.dedupe_window_secs.saturating_mul(1000),
         }
+    }
+
+    /// Where WebTransport listens (see [`Config::wt_listen`]).
+    pub fn wt_addr(&self) -> SocketAddr {
+        self.wt_listen.unwrap_or_else(|| {
+            let port = if self.listen.port() == 0 { 0 } else { 4433 };
+            SocketAddr::new(self.listen.ip(), port)
+        })
     }
 
     /// Heartbeat interval.

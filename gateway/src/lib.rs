@@ -37,6 +37,19 @@ pub struct App {
     pub broker: Arc<dyn Broker>,
     /// Figures.
     pub stats: Arc<Stats>,
+    /// Where WebTransport listens and its certificate's hash, once it runs.
+    pub webtransport: std::sync::RwLock<Option<WebTransportInfo>>,
+}
+
+/// What `GET /wt/cert-hash` serves.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct WebTransportInfo {
+    /// `https://HOST:PORT/wt`.
+    pub url: String,
+    /// Always `sha-256`.
+    pub algorithm: &'static str,
+    /// Hex SHA-256 of the certificate in use.
+    pub hash: String,
 }
 
 impl App {
@@ -52,6 +65,7 @@ impl App {
             hub,
             broker,
             stats,
+            webtransport: std::sync::RwLock::new(None),
         })
     }
 }

@@ -73,6 +73,21 @@ struct ServeArgs {
     /// Seconds a publish msg_id is remembered; 0 turns deduplication off [default: 300].
     #[arg(long, env = "LIVEGATE_DEDUPE_WINDOW_SECS")]
     dedupe_window_secs: Option<u64>,
+    /// WebTransport UDP address [default: the --listen IP, port 4433; port 0 when --listen's is 0].
+    #[arg(long, env = "LIVEGATE_WT_LISTEN")]
+    wt_listen: Option<SocketAddr>,
+    /// Do not serve WebTransport.
+    #[arg(long, env = "LIVEGATE_NO_WT")]
+    no_wt: bool,
+    /// PEM certificate chain for WebTransport [default: a self-signed dev certificate].
+    #[arg(long, env = "LIVEGATE_WT_CERT", requires = "wt_key")]
+    wt_cert: Option<PathBuf>,
+    /// PEM private key for --wt-cert.
+    #[arg(long, env = "LIVEGATE_WT_KEY", requires = "wt_cert")]
+    wt_key: Option<PathBuf>,
+    /// WebTransport URL to announce at /wt/cert-hash when clients reach it through another address.
+    #[arg(long, env = "LIVEGATE_WT_ADVERTISE")]
+    wt_advertise: Option<String>,
     /// Log filter, e.g. `info` or `livegate=debug`.
     #[arg(long, env = "LIVEGATE_LOG", default_value = "info")]
     log: String,
@@ -104,6 +119,19 @@ impl ServeArgs {
         }
         if self.no_system_publisher {
             c.system_publisher = false;
+        }
+        if self.no_wt {
+            c.webtransport = false;
+        }
+        if self.wt_listen.is_some() {
+            c.wt_listen = self.wt_listen;
+        }
+        if self.wt_advertise.is_some() {
+            c.wt_advertise = self.wt_advertise.clone();
+        }
+        if self.wt_cert.is_some() {
+            c.wt_cert = self.wt_cert.clone();
+            c.wt_key = self.wt_key.clone();
         }
         c.validate()?;
         Ok(c)
@@ -151,17 +179,26 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             .await
             .with_context(|| format!("cannot listen on {}", config.listen))?;
         let addr = listener.local_addr()?;
+        let system = config.system_publisher;
+        let interval = Duration::from_millis(config.system_interval_ms);
+        let webtransport = config.webtransport;
+        let app = App::in_memory(config);
+        let wt = if webtransport {
+            Some(livegate::transport::wt::start(app.clone()).await?)
+        } else {
+            None
+        };
         {
             // The first line is the contract for scripts and tests: keep it
             // stable. A reader that closed stdout must not stop the gateway.
             let mut out = std::io::stdout().lock();
             let _ = writeln!(out, "livegate listening on http://{addr}");
+            if let Some(wt) = &wt {
+                let _ = writeln!(out, "webtransport: {} (certificate sha-256 {})", wt.url, wt.hash);
+            }
             let _ = writeln!(out, "live page: http://{addr}/  ·  publish: curl -X POST http://{addr}/api/publish/demo -d '{{\"hello\":1}}'");
             let _ = out.flush();
         }
-        let system = config.system_publisher;
-        let interval = Duration::from_millis(config.system_interval_ms);
-        let app = App::in_memory(config);
         let publisher = system.then(|| tokio::spawn(livegate::system::run(app.clone(), interval)));
         livegate::server::serve(app, listener, shutdown_signal()).await;
         if let Some(p) = publisher {

@@ -21,6 +21,8 @@ pub enum Transport {
     Sse,
     /// Long-poll `/poll` (requests in flight).
     Poll,
+    /// WebTransport `/wt` sessions.
+    Wt,
 }
 
 impl Transport {
@@ -30,6 +32,7 @@ impl Transport {
             Self::Ws => "ws",
             Self::Sse => "sse",
             Self::Poll => "poll",
+            Self::Wt => "wt",
         }
     }
 }
@@ -39,7 +42,7 @@ type Labels = Vec<(String, String)>;
 /// The gateway's figures.
 pub struct Stats {
     registry: Registry,
-    connections: [Gauge; 3],
+    connections: [Gauge; 4],
     topics: Gauge,
     messages_in: Counter,
     messages_out: Counter,
@@ -76,6 +79,8 @@ pub struct Connections {
     pub sse: i64,
     /// Long-poll requests waiting.
     pub poll: i64,
+    /// WebTransport sessions.
+    pub wt: i64,
 }
 
 impl std::fmt::Debug for Stats {
@@ -94,8 +99,13 @@ impl Default for Stats {
             family.clone(),
         );
         let label = |t: Transport| vec![("transport".to_owned(), t.as_str().to_owned())];
-        let connections = [Transport::Ws, Transport::Sse, Transport::Poll]
-            .map(|t| family.get_or_create(&label(t)).clone());
+        let connections = [
+            Transport::Ws,
+            Transport::Sse,
+            Transport::Poll,
+            Transport::Wt,
+        ]
+        .map(|t| family.get_or_create(&label(t)).clone());
         let topics = Gauge::default();
         registry.register("topics", "Topics held by the hub", topics.clone());
         let messages_in = Counter::default();
@@ -178,6 +188,7 @@ impl Stats {
                 ws: self.conn(Transport::Ws).get(),
                 sse: self.conn(Transport::Sse).get(),
                 poll: self.conn(Transport::Poll).get(),
+                wt: self.conn(Transport::Wt).get(),
             },
             topics: self.topics.get(),
             messages_in: self.messages_in.get(),

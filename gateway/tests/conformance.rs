@@ -139,6 +139,7 @@ impl Run {
             ms(c, "heartbeat_margin_ms", 10_000),
             ms(c, "upgrade_probe_ms", 60_000),
         );
+        let connect_timeout = ms(c, "connect_timeout_ms", 10_000);
         let (client, mut events) = ClientBuilder::new(format!("http://{}", proxy.addr))
             .transports(transports)
             .encoding(Encoding::Msgpack)
@@ -147,6 +148,7 @@ impl Run {
             .configure(|cfg| {
                 cfg.heartbeat_margin_ms = margin.as_millis() as u64;
                 cfg.upgrade_probe_ms = probe.as_millis() as u64;
+                cfg.connect_timeout_ms = connect_timeout.as_millis() as u64;
             })
             .connect_with_events()
             .expect("client starts");

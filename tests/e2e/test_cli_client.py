@@ -302,14 +302,14 @@ def free_port() -> int:
 
 # ------------------------------------------------------------------- tests --
 
-@pytest.mark.parametrize("transport", ["ws", "sse", "poll"])
+@pytest.mark.parametrize("transport", ["ws", "sse", "poll", "wt"])
 def test_sub_and_pub_roundtrip(gateway, cli, transport):
     topic = unique("t.cli.")
     s = cli.sub(gateway.http, topic, transport=transport, extra=BACKOFF)
     subscribed = wait_subscribed(s, [topic], transport)
 
     # The gateway sees exactly one client connection, over the requested transport.
-    others = [k for k in ("ws", "sse", "poll") if k != transport]
+    others = [k for k in ("ws", "sse", "poll", "wt") if k != transport]
     conns = wait_until(lambda: (c := stats(gateway)["connections"])[transport] == 1 and c,
                        5, msg=f"one {transport} connection in /api/stats")
     assert all(conns[k] == 0 for k in others), conns
@@ -525,15 +525,22 @@ def test_sub_reconnects_after_gateway_restart(gateway_factory, cli, livegate_bin
             gw2.stop()
 
 
-@pytest.mark.parametrize("command", ["sub", "pub"])
-def test_transport_wt_refused(gateway, cli, command):
-    args = [command, "--url", gateway.http, "--transport", "wt", unique("t.wt.")]
-    if command == "pub":
-        args.append('{"i":1}')
-    r = cli.run(args, timeout=10)
-    assert r.code != 0, str(r)
-    assert "WebTransport" in r.stderr and "not available" in r.stderr, str(r)
-    assert r.stdout.strip() == "", str(r)
+def test_wt_on_a_gateway_without_webtransport_reports_why(gateway_factory, cli):
+    gw = gateway_factory("--no-wt")
+    s = cli.sub(gw.http, unique("t.nowt."), transport="wt", extra=BACKOFF)
+    line = s.wait_for(
+        lambda lines: next((l for l in lines if l.get("type") == "error"
+                            and "WebTransport is not available" in l.get("message", "")), None),
+        10, "an error line saying WebTransport is not available")
+    assert line["code"] == "transport_failed", line
+    code, _ = s.interrupt(grace=5.0)
+    assert code == 0, s.describe()
+
+
+def test_pub_over_wt(gateway, cli):
+    topic = unique("chat.wt.")
+    acks = pub_ok(cli, gateway.http, topic, '{"i":1}', extra=["--transport", "wt"])
+    assert acks[0]["offset"] == 1, acks
 
 
 def test_sub_transport_http_refused(gateway, cli):
@@ -541,7 +548,7 @@ def test_sub_transport_http_refused(gateway, cli):
     assert r.code != 0, str(r)
     assert "--transport http" in r.stderr and "only publishes" in r.stderr, str(r)
     assert r.stdout.strip() == "", str(r)
-    assert stats(gateway)["connections"] == {"ws": 0, "sse": 0, "poll": 0}
+    assert stats(gateway)["connections"] == {"ws": 0, "sse": 0, "poll": 0, "wt": 0}
 
 
 @pytest.mark.parametrize("transport", ["http", "ws"])

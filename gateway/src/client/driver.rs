@@ -40,6 +40,7 @@ pub(super) struct Driver {
     http_tx: mpsc::UnboundedSender<(String, Result<Position, HttpPublishError>)>,
     http_rx: mpsc::UnboundedReceiver<(String, Result<Position, HttpPublishError>)>,
     closing: Vec<oneshot::Sender<()>>,
+    wt: transport::WtOptions,
 }
 
 impl Driver {
@@ -50,6 +51,7 @@ impl Driver {
         api_key: Option<String>,
         state: watch::Sender<State>,
         listeners: Vec<mpsc::UnboundedSender<Event>>,
+        wt: transport::WtOptions,
     ) -> Self {
         let (io_tx, io_rx) = mpsc::unbounded_channel();
         let (http_tx, http_rx) = mpsc::unbounded_channel();
@@ -69,6 +71,7 @@ impl Driver {
             http_tx,
             http_rx,
             closing: Vec::new(),
+            wt,
         }
     }
 
@@ -210,16 +213,12 @@ impl Driver {
                     TransportKind::Sse => (None, tokio::spawn(transport::sse(open))),
                     TransportKind::LongPoll => (None, tokio::spawn(transport::poll(open))),
                     TransportKind::WebTransport => {
-                        let io = open.io.clone();
-                        let task = tokio::spawn(async move {
-                            let _ = io.send(Io::Transport(
-                                conn,
-                                livegate_core::client::TransportEvent::Failed(
-                                    "WebTransport is not available in this client yet".into(),
-                                ),
-                            ));
-                        });
-                        (None, task)
+                        let (tx, rx) = mpsc::unbounded_channel();
+                        let options = self.wt.clone();
+                        (
+                            Some(tx),
+                            tokio::spawn(transport::webtransport(open, encoding, rx, options)),
+                        )
                     }
                 };
                 self.conns.insert(conn, Conn { outgoing, task });

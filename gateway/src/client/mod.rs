@@ -116,29 +116,32 @@ pub struct ClientBuilder {
     config: ClientConfig,
     token: Option<String>,
     api_key: Option<String>,
-    seed: Option<u64>,
     topics: Vec<String>,
+    wt: transport::WtOptions,
 }
 
 impl ClientBuilder {
     /// A client of the gateway at `url` (`http://host:port`).
     pub fn new(url: impl Into<String>) -> Self {
-        let mut config = ClientConfig::default();
-        // WebTransport is not in the native client yet.
-        config
-            .transports
-            .retain(|t| *t != TransportKind::WebTransport);
         Self {
             url: url.into(),
-            config,
+            config: ClientConfig::default(),
             token: None,
             api_key: None,
-            seed: None,
             topics: Vec::new(),
+            wt: transport::WtOptions::default(),
         }
     }
 
-    /// Transports to use, best first (default: WebSocket, SSE, long-poll).
+    /// Accept any WebTransport certificate (development only; by default the
+    /// certificate must match the SHA-256 served at `/wt/cert-hash`).
+    pub fn webtransport_insecure(mut self, insecure: bool) -> Self {
+        self.wt.insecure = insecure;
+        self
+    }
+
+    /// Transports to use, best first (default: WebTransport, WebSocket, SSE,
+    /// long-poll).
     pub fn transports(mut self, transports: impl IntoIterator<Item = TransportKind>) -> Self {
         self.config.transports = transports.into_iter().collect();
         self
@@ -206,11 +209,11 @@ impl ClientBuilder {
         let runtime = tokio::runtime::Handle::try_current().map_err(|_| ClientError::NoRuntime)?;
         let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
         let (state_tx, state_rx) = watch::channel(State::Disconnected);
-        let seed = self.seed.unwrap_or_else(|| {
+        let seed = {
             let mut b = [0u8; 8];
             let _ = getrandom::fill(&mut b);
             u64::from_le_bytes(b) ^ crate::now_ms()
-        });
+        };
         let mut engine = livegate_core::client::Client::new(self.config, seed);
         for t in &self.topics {
             engine
@@ -224,6 +227,7 @@ impl ClientBuilder {
             self.api_key,
             state_tx,
             listeners,
+            self.wt,
         );
         runtime.spawn(driver.run(cmd_rx));
         Ok(Client {

@@ -354,3 +354,166 @@ mod tests {
         assert_eq!(p.pending(), 0);
     }
 }
+
+/// WebTransport options of the native client.
+#[derive(Debug, Clone, Default)]
+pub struct WtOptions {
+    /// Accept any certificate (development only).
+    pub insecure: bool,
+}
+
+#[derive(serde::Deserialize)]
+struct WtInfo {
+    url: String,
+    hash: String,
+}
+
+fn parse_hash(hex: &str) -> Option<[u8; 32]> {
+    let hex = hex.trim();
+    if hex.len() != 64 {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (i, b) in out.iter_mut().enumerate() {
+        *b = u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok()?;
+    }
+    Some(out)
+}
+
+/// Asks the gateway where WebTransport listens and which certificate it uses.
+async fn discover(open: &Open) -> Result<WtInfo, String> {
+    let req = open.get(&open.endpoint.path("/wt/cert-hash"))?;
+    let res = http::send(&open.endpoint, req)
+        .await
+        .map_err(|e| e.to_string())?;
+    let status = res.status();
+    let body = http::body_bytes(res, 64 * 1024)
+        .await
+        .map_err(|e| e.to_string())?;
+    if status != hyper::StatusCode::OK {
+        return Err(format!(
+            "WebTransport is not available (GET /wt/cert-hash answered {status})"
+        ));
+    }
+    serde_json::from_slice(&body).map_err(|e| format!("bad /wt/cert-hash answer: {e}"))
+}
+
+/// WebTransport: a control stream both ways, a stream per topic and
+/// datagrams from the gateway (`docs/protocol.md` §4.5).
+pub async fn webtransport(
+    open: Open,
+    encoding: Encoding,
+    mut outgoing: mpsc::UnboundedReceiver<Vec<u8>>,
+    options: WtOptions,
+) {
+    use livegate_core::framing::{self, FrameReader, Item};
+    use wtransport::tls::Sha256Digest;
+
+    let info = match discover(&open).await {
+        Ok(i) => i,
+        Err(e) => return open.report(TransportEvent::Failed(e)),
+    };
+    let builder = wtransport::ClientConfig::builder().with_bind_default();
+    let config = if options.insecure {
+        builder.with_no_cert_validation().build()
+    } else {
+        let Some(hash) = parse_hash(&info.hash) else {
+            return open.report(TransportEvent::Failed(format!(
+                "bad certificate hash {:?} from /wt/cert-hash",
+                info.hash
+            )));
+        };
+        builder
+            .with_server_certificate_hashes([Sha256Digest::new(hash)])
+            .build()
+    };
+    let endpoint = match wtransport::Endpoint::client(config) {
+        Ok(e) => e,
+        Err(e) => return open.report(TransportEvent::Failed(e.to_string())),
+    };
+    let url = format!(
+        "{}?encoding={}",
+        info.url,
+        match encoding {
+            Encoding::Json => "json",
+            Encoding::Msgpack => "msgpack",
+        }
+    );
+    let conn = match endpoint.connect(url).await {
+        Ok(c) => c,
+        Err(e) => return open.report(TransportEvent::Failed(e.to_string())),
+    };
+    let opened = async { conn.open_bi().await.ok()?.await.ok() };
+    let Some((mut send, mut recv)) = opened.await else {
+        return open.report(TransportEvent::Failed(
+            "could not open the control stream".into(),
+        ));
+    };
+    open.report(TransportEvent::Opened);
+    let mut readers = tokio::task::JoinSet::new();
+    {
+        let (conn, io, id) = (conn.clone(), open.io.clone(), open.conn);
+        readers.spawn(async move {
+            while let Ok(mut stream) = conn.accept_uni().await {
+                let io = io.clone();
+                tokio::spawn(async move {
+                    let mut reader = FrameReader::new(MAX_FRAME);
+                    let mut buf = vec![0u8; 16 * 1024];
+                    while let Ok(Some(n)) = stream.read(&mut buf).await {
+                        let Ok(items) = reader.push(&buf[..n]) else {
+                            return;
+                        };
+                        for item in items {
+                            if let Item::Frame(f) = item {
+                                let _ = io.send(Io::Frame(id, Bytes::from(f)));
+                            }
+                        }
+                    }
+                });
+            }
+        });
+    }
+    {
+        let (conn, io, id) = (conn.clone(), open.io.clone(), open.conn);
+        readers.spawn(async move {
+            while let Ok(d) = conn.receive_datagram().await {
+                let _ = io.send(Io::Frame(id, d.payload()));
+            }
+        });
+    }
+    let mut reader = FrameReader::new(MAX_FRAME);
+    let mut buf = vec![0u8; 16 * 1024];
+    let reason = loop {
+        tokio::select! {
+            read = recv.read(&mut buf) => match read {
+                Ok(Some(n)) => match reader.push(&buf[..n]) {
+                    Ok(items) => {
+                        for item in items {
+                            let _ = open.io.send(match item {
+                                Item::Frame(f) => Io::Frame(open.conn, Bytes::from(f)),
+                                Item::Heartbeat => Io::Activity(open.conn),
+                            });
+                        }
+                    }
+                    Err(e) => break e.to_string(),
+                },
+                Ok(None) => break "the gateway ended the control stream".to_owned(),
+                Err(e) => break e.to_string(),
+            },
+            out = outgoing.recv() => match out {
+                Some(bytes) => {
+                    if let Err(e) = send.write_all(&framing::frame(&bytes)).await {
+                        break e.to_string();
+                    }
+                }
+                None => {
+                    conn.close(wtransport::VarInt::from_u32(1000), b"closed by the client");
+                    return;
+                }
+            },
+            e = conn.closed() => break e.to_string(),
+        }
+    };
+    readers.abort_all();
+    open.report(TransportEvent::Closed(reason));
+}

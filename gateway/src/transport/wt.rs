@@ -1,0 +1,439 @@
+//! WebTransport `/wt` (HTTP/3 over QUIC, on its own UDP port).
+//!
+//! Mapping (`docs/protocol.md` §4.5): the client opens one bidirectional
+//! control stream and sends its frames there, length-prefixed; the gateway
+//! answers on it and sends heartbeats (empty frames). Each subscribed topic
+//! gets its own unidirectional stream from the gateway, carrying its
+//! `subscribed` answer and then its publications in order, so a slow or big
+//! topic never holds up the others (no head-of-line blocking across topics).
+//! Lossy topics send publications that fit as datagrams (one frame each).
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use livegate_core::framing::{self, FrameReader, Item};
+use livegate_core::protocol::ServerFrame;
+use livegate_core::Encoding;
+use tokio::sync::mpsc;
+use wtransport::endpoint::endpoint_side::Server;
+use wtransport::endpoint::IncomingSession;
+use wtransport::{Connection as WtConnection, Endpoint, Identity, ServerConfig, VarInt};
+
+use crate::close::CloseReason;
+use crate::hub::{random_token, Connection, Outbound};
+use crate::stats::Transport;
+use crate::transport::session::Session;
+use crate::{App, WebTransportInfo};
+
+/// How long a fresh session may take to open its control stream.
+const OPEN_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long the last frames of a closing session may take.
+const CLOSE_GRACE: Duration = Duration::from_secs(2);
+/// The self-signed certificate's validity (browsers accept at most 14 days
+/// for `serverCertificateHashes`).
+const CERT_DAYS: u32 = 13;
+/// When the self-signed certificate is replaced.
+const RENEW_AFTER: Duration = Duration::from_secs(10 * 24 * 3600);
+
+/// Why WebTransport could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum WtError {
+    /// The certificate or key could not be loaded or made.
+    #[error("WebTransport certificate: {0}")]
+    Identity(String),
+    /// The UDP port could not be bound.
+    #[error("cannot listen for WebTransport on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
+fn self_signed() -> Result<Identity, WtError> {
+    Identity::self_signed_builder()
+        .subject_alt_names(["localhost", "127.0.0.1", "::1"])
+        .from_now_utc()
+        .validity_days(CERT_DAYS)
+        .build()
+        .map_err(|e| WtError::Identity(e.to_string()))
+}
+
+fn server_config(app: &App, addr: SocketAddr, identity: &Identity) -> ServerConfig {
+    // QUIC keep-alives: a peer that stops answering them is dropped at the
+    // idle timeout, as a silent WebSocket peer is.
+    let base = || {
+        ServerConfig::builder()
+            .with_bind_address(addr)
+            .with_identity(identity.clone_identity())
+            .keep_alive_interval(Some(app.config.heartbeat()))
+    };
+    match base().max_idle_timeout(Some(app.config.idle_timeout())) {
+        Ok(b) => b.build(),
+        // Beyond what QUIC can express (validation prevents it): its default.
+        Err(_) => base().build(),
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Starts WebTransport: binds, publishes its URL and certificate hash in
+/// `app.webtransport`, accepts sessions, renews a self-signed certificate.
+pub async fn start(app: Arc<App>) -> Result<WebTransportInfo, WtError> {
+    let addr = app.config.wt_addr();
+    let (identity, renew) = match (&app.config.wt_cert, &app.config.wt_key) {
+        (Some(cert), Some(key)) => (
+            Identity::load_pemfiles(cert, key)
+                .await
+                .map_err(|e| WtError::Identity(format!("{}: {e}", cert.display())))?,
+            false,
+        ),
+        _ => (self_signed()?, true),
+    };
+    let hash = hex(identity.certificate_chain().as_slice()[0].hash().as_ref());
+    let endpoint = Endpoint::server(server_config(&app, addr, &identity))
+        .map_err(|source| WtError::Bind { addr, source })?;
+    let local = endpoint
+        .local_addr()
+        .map_err(|source| WtError::Bind { addr, source })?;
+    let host = match local.ip() {
+        ip if ip.is_unspecified() => "127.0.0.1".to_owned(),
+        std::net::IpAddr::V6(ip) => format!("[{ip}]"),
+        ip => ip.to_string(),
+    };
+    let info = WebTransportInfo {
+        url: app
+            .config
+            .wt_advertise
+            .clone()
+            .unwrap_or_else(|| format!("https://{host}:{}/wt", local.port())),
+        algorithm: "sha-256",
+        hash,
+    };
+    set_info(&app, info.clone());
+    let endpoint = Arc::new(endpoint);
+    if renew {
+        tokio::spawn(renew_loop(app.clone(), endpoint.clone(), local));
+    }
+    tokio::spawn(accept_loop(app, endpoint));
+    Ok(info)
+}
+
+fn set_info(app: &App, info: WebTransportInfo) {
+    if let Ok(mut slot) = app.webtransport.write() {
+        *slot = Some(info);
+    }
+}
+
+async fn renew_loop(app: Arc<App>, endpoint: Arc<Endpoint<Server>>, local: SocketAddr) {
+    loop {
+        tokio::time::sleep(RENEW_AFTER).await;
+        let identity = match self_signed() {
+            Ok(i) => i,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot renew the WebTransport certificate");
+                continue;
+            }
+        };
+        let hash = hex(identity.certificate_chain().as_slice()[0].hash().as_ref());
+        match endpoint.reload_config(server_config(&app, local, &identity), false) {
+            Ok(()) => {
+                let url = app
+                    .webtransport
+                    .read()
+                    .ok()
+                    .and_then(|i| i.as_ref().map(|i| i.url.clone()))
+                    .unwrap_or_default();
+                set_info(
+                    &app,
+                    WebTransportInfo {
+                        url,
+                        algorithm: "sha-256",
+                        hash,
+                    },
+                );
+                tracing::info!("WebTransport certificate renewed");
+            }
+            Err(e) => tracing::error!(error = %e, "cannot renew the WebTransport certificate"),
+        }
+    }
+}
+
+async fn accept_loop(app: Arc<App>, endpoint: Arc<Endpoint<Server>>) {
+    loop {
+        let incoming = endpoint.accept().await;
+        tokio::spawn(session(app.clone(), incoming));
+    }
+}
+
+/// The session's close: the reason's WebSocket code is reused as the
+/// WebTransport session error code, the `code` string as the reason.
+fn close(conn: &WtConnection, reason: CloseReason) {
+    conn.close(
+        VarInt::from_u32(u32::from(reason.ws_code())),
+        reason.code().as_bytes(),
+    );
+}
+
+fn encoding_of(path: &str) -> Option<Encoding> {
+    let query = path.split_once('?').map_or("", |(_, q)| q);
+    let mut encoding = Encoding::Json;
+    for (k, v) in form_urlencoded::parse(query.as_bytes()) {
+        if k == "encoding" {
+            encoding = match &*v {
+                "json" => Encoding::Json,
+                "msgpack" => Encoding::Msgpack,
+                _ => return None,
+            };
+        }
+    }
+    Some(encoding)
+}
+
+async fn session(app: Arc<App>, incoming: IncomingSession) {
+    let Ok(request) = incoming.await else { return };
+    let path = request.path().to_owned();
+    if path.split('?').next() != Some("/wt") {
+        request.not_found().await;
+        return;
+    }
+    let Some(encoding) = encoding_of(&path) else {
+        // An unknown encoding: refuse the session, as a WebSocket upgrade with
+        // an unknown subprotocol is refused.
+        request.forbidden().await;
+        return;
+    };
+    let Ok(wt) = request.accept().await else {
+        return;
+    };
+    let control = tokio::time::timeout(OPEN_TIMEOUT, wt.accept_bi()).await;
+    let Ok(Ok((send, recv))) = control else {
+        close(&wt, CloseReason::ProtocolError);
+        return;
+    };
+    let _counted = app.stats.connection(Transport::Wt);
+    let (conn, rx) = app.hub.connect(app.config.queue_size);
+    conn.send(Outbound::frame(ServerFrame::Connected {
+        client_id: format!("{}-{}", conn.id, random_token(6)),
+        heartbeat_ms: app.config.heartbeat_ms,
+    }));
+    let (control_tx, control_rx) = mpsc::channel::<Bytes>(app.config.queue_size);
+    let control_writer = tokio::spawn(write_control(send, control_rx, app.config.heartbeat()));
+    let mut dispatcher = tokio::spawn(dispatch(
+        app.clone(),
+        wt.clone(),
+        conn.clone(),
+        rx,
+        control_tx,
+        encoding,
+    ));
+    let mut session = Session::new(app.clone(), conn.clone());
+    let reason = tokio::select! {
+        r = &mut dispatcher => r.unwrap_or(CloseReason::PeerGone),
+        () = read_control(&app, &wt, &conn, &mut session, recv, encoding) => {
+            // The reader asked the hub connection to close; the dispatcher follows.
+            dispatcher.await.unwrap_or(CloseReason::PeerGone)
+        }
+    };
+    // The control stream carries the `disconnect` frame: let it finish first.
+    let _ = tokio::time::timeout(CLOSE_GRACE, control_writer).await;
+    close(&wt, reason);
+    session.finish();
+}
+
+/// Reads the client's frames; refuses streams the protocol does not allow.
+async fn read_control(
+    app: &App,
+    wt: &WtConnection,
+    conn: &Connection,
+    session: &mut Session,
+    mut recv: wtransport::RecvStream,
+    encoding: Encoding,
+) {
+    let mut reader = FrameReader::new(app.config.max_frame_bytes);
+    let mut buf = vec![0u8; 4096];
+    loop {
+        tokio::select! {
+            read = recv.read(&mut buf) => {
+                let n = match read {
+                    Ok(Some(n)) => n,
+                    // The client finished or reset its control stream: it is leaving.
+                    Ok(None) | Err(_) => {
+                        conn.close(if reader.pending() > 0 { CloseReason::ProtocolError } else { CloseReason::PeerGone });
+                        return;
+                    }
+                };
+                match reader.push(&buf[..n]) {
+                    Ok(items) => {
+                        for item in items {
+                            if let Item::Frame(f) = item {
+                                session.handle_bytes(encoding, &f).await;
+                            }
+                        }
+                    }
+                    Err(_) => {
+                        conn.close(CloseReason::FrameTooLarge);
+                        return;
+                    }
+                }
+            }
+            _ = wt.accept_uni() => { conn.close(CloseReason::StreamNotAllowed); return; }
+            _ = wt.accept_bi() => { conn.close(CloseReason::StreamNotAllowed); return; }
+            _ = wt.closed() => { conn.close(CloseReason::PeerGone); return; }
+        }
+    }
+}
+
+async fn write_control(
+    mut send: wtransport::SendStream,
+    mut rx: mpsc::Receiver<Bytes>,
+    heartbeat: Duration,
+) {
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + heartbeat, heartbeat);
+    loop {
+        let bytes = tokio::select! {
+            b = rx.recv() => match b { Some(b) => b, None => break },
+            _ = tick.tick() => Bytes::from_static(&framing::HEARTBEAT),
+        };
+        if send.write_all(&bytes).await.is_err() {
+            return;
+        }
+    }
+    let _ = tokio::time::timeout(CLOSE_GRACE, send.finish()).await;
+}
+
+async fn write_topic(wt: WtConnection, mut rx: mpsc::Receiver<Bytes>, conn: Arc<Connection>) {
+    let opened = async { wt.open_uni().await.ok()?.await.ok() };
+    let Some(mut stream) = opened.await else {
+        conn.close(CloseReason::PeerGone);
+        return;
+    };
+    while let Some(bytes) = rx.recv().await {
+        if stream.write_all(&bytes).await.is_err() {
+            conn.close(CloseReason::PeerGone);
+            return;
+        }
+    }
+    let _ = tokio::time::timeout(CLOSE_GRACE, stream.finish()).await;
+}
+
+/// Routes the hub's items: answers to the control stream, each topic's
+/// frames to its own stream (or a datagram), without ever waiting on one.
+/// Returns why the session ends, after queueing its `disconnect` frame.
+async fn dispatch(
+    app: Arc<App>,
+    wt: WtConnection,
+    conn: Arc<Connection>,
+    mut rx: mpsc::Receiver<Outbound>,
+    control: mpsc::Sender<Bytes>,
+    encoding: Encoding,
+) -> CloseReason {
+    let mut router = Router {
+        app,
+        wt,
+        conn: conn.clone(),
+        control,
+        topics: HashMap::new(),
+        encoding,
+    };
+    let reason = loop {
+        tokio::select! {
+            biased;
+            r = conn.closed() => break r,
+            item = rx.recv() => match item {
+                Some(i) => router.route(i),
+                None => break CloseReason::PeerGone,
+            },
+        }
+    };
+    if reason == CloseReason::Shutdown {
+        // What was accepted before the shutdown still reaches the client.
+        while let Ok(item) = rx.try_recv() {
+            router.route(item);
+        }
+    }
+    router.topics.clear();
+    if reason.announced() {
+        let frame = ServerFrame::Disconnect {
+            code: reason.code().to_owned(),
+            reason: reason.explain().to_owned(),
+            reconnect: reason.reconnect(),
+        };
+        // Best effort: a full control queue means the peer is not reading.
+        let _ = router
+            .control
+            .try_send(Bytes::from(framing::frame(&encoding.encode_server(&frame))));
+    }
+    reason
+}
+
+struct Router {
+    app: Arc<App>,
+    wt: WtConnection,
+    conn: Arc<Connection>,
+    control: mpsc::Sender<Bytes>,
+    topics: HashMap<Arc<str>, mpsc::Sender<Bytes>>,
+    encoding: Encoding,
+}
+
+impl Router {
+    fn offer(&self, tx: &mpsc::Sender<Bytes>, bytes: Bytes) {
+        if tx.try_send(bytes).is_err() {
+            self.conn.close(CloseReason::SlowConsumer);
+        }
+    }
+
+    fn route(&mut self, item: Outbound) {
+        let encoding = self.encoding;
+        match item {
+            Outbound::Publication(p) => {
+                let frame = p.frame(encoding);
+                let topic = &p.publication.topic;
+                let lossy = self.app.hub.namespaces().options_for(topic).lossy;
+                if lossy
+                    && self
+                        .wt
+                        .max_datagram_size()
+                        .is_some_and(|m| frame.len() <= m)
+                {
+                    // Latest-value semantics: a lost datagram shows as a gap in offsets.
+                    let _ = self.wt.send_datagram(frame.clone());
+                    return;
+                }
+                if let Some(tx) = self.topics.get(topic.as_str()) {
+                    self.offer(tx, Bytes::from(framing::frame(frame)));
+                }
+            }
+            Outbound::Subscribed(s) => {
+                let bytes = Bytes::from(framing::frame(&s.encode(encoding, true)));
+                let queue = self.app.config.queue_size;
+                let (wt, conn) = (self.wt.clone(), self.conn.clone());
+                let tx = self.topics.entry(s.topic.clone()).or_insert_with(|| {
+                    let (tx, rx) = mpsc::channel(queue);
+                    tokio::spawn(write_topic(wt, rx, conn));
+                    tx
+                });
+                let tx = tx.clone();
+                self.offer(&tx, bytes);
+            }
+            Outbound::Frame(f) => {
+                if let ServerFrame::Unsubscribed { topic, .. } = &*f {
+                    // Dropping the sender finishes the topic's stream.
+                    self.topics.remove(topic.as_str());
+                }
+                let bytes = Bytes::from(framing::frame(&encoding.encode_server(&f)));
+                self.offer(&self.control, bytes);
+            }
+            other => {
+                let bytes = Bytes::from(framing::frame(&other.encode(encoding)));
+                self.offer(&self.control, bytes);
+            }
+        }
+    }
+}
