@@ -305,7 +305,13 @@ async fn write_control(
             return;
         }
     }
-    let _ = tokio::time::timeout(CLOSE_GRACE, send.finish()).await;
+    // Wait (bounded) until the peer has read everything, `disconnect`
+    // included: closing the session at once could drop data still in flight.
+    let _ = tokio::time::timeout(CLOSE_GRACE, async {
+        let _ = send.finish().await;
+        send.stopped().await
+    })
+    .await;
 }
 
 async fn write_topic(wt: WtConnection, mut rx: mpsc::Receiver<Bytes>, conn: Arc<Connection>) {
