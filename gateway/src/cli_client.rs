@@ -67,6 +67,10 @@ pub struct ConnectArgs {
     /// must match the hash the gateway serves at /wt/cert-hash).
     #[arg(long)]
     insecure: bool,
+    /// Pin this WebTransport certificate SHA-256 (hex) instead of the one
+    /// the gateway serves.
+    #[arg(long)]
+    cert_hash: Option<String>,
 }
 
 impl ConnectArgs {
@@ -103,6 +107,9 @@ impl ConnectArgs {
         }
         if let Some(k) = &self.api_key {
             b = b.api_key(k);
+        }
+        if let Some(h) = &self.cert_hash {
+            b = b.webtransport_cert_hash(h);
         }
         Ok(b.webtransport_insecure(self.insecure))
     }

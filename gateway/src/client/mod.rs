@@ -140,6 +140,13 @@ impl ClientBuilder {
         self
     }
 
+    /// Pin this WebTransport certificate SHA-256 (64 hex characters) rather
+    /// than trusting the one the gateway serves at `/wt/cert-hash`.
+    pub fn webtransport_cert_hash(mut self, sha256_hex: impl Into<String>) -> Self {
+        self.wt.cert_hash = Some(sha256_hex.into());
+        self
+    }
+
     /// Transports to use, best first (default: WebTransport, WebSocket, SSE,
     /// long-poll).
     pub fn transports(mut self, transports: impl IntoIterator<Item = TransportKind>) -> Self {

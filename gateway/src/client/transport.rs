@@ -360,6 +360,8 @@ mod tests {
 pub struct WtOptions {
     /// Accept any certificate (development only).
     pub insecure: bool,
+    /// Pin this SHA-256 (hex) instead of the one `/wt/cert-hash` serves.
+    pub cert_hash: Option<String>,
 }
 
 #[derive(serde::Deserialize)]
@@ -417,10 +419,10 @@ pub async fn webtransport(
     let config = if options.insecure {
         builder.with_no_cert_validation().build()
     } else {
-        let Some(hash) = parse_hash(&info.hash) else {
+        let wanted = options.cert_hash.as_deref().unwrap_or(&info.hash);
+        let Some(hash) = parse_hash(wanted) else {
             return open.report(TransportEvent::Failed(format!(
-                "bad certificate hash {:?} from /wt/cert-hash",
-                info.hash
+                "bad certificate hash {wanted:?}: expected 64 hex characters"
             )));
         };
         builder
