@@ -66,3 +66,31 @@ export async function startProxy(targetUrl) {
     close() { this.dropAll(); return new Promise((r) => server.close(r)); },
   };
 }
+
+// Publishes one JSON payload over the HTTP API; answers the gateway's
+// `{topic, epoch, offset}`.
+export async function publish(baseUrl, topic, data) {
+  const r = await fetch(`${baseUrl}/api/publish/${topic}`, {
+    method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(data),
+  });
+  const body = await r.text();
+  if (r.status !== 200) throw new Error(`publish to ${topic} answered ${r.status}: ${body}`);
+  return JSON.parse(body);
+}
+
+// The gateway's `GET /api/stats` figures.
+export async function stats(baseUrl) {
+  const r = await fetch(`${baseUrl}/api/stats`);
+  if (r.status !== 200) throw new Error(`/api/stats answered ${r.status}`);
+  return r.json();
+}
+
+// Waits until `check()` holds, polling every 50 ms; throws after `ms`.
+export async function until(check, ms, what) {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    if (await check()) return;
+    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
