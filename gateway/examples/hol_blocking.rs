@@ -4,7 +4,8 @@
 //! and over WebTransport (one stream per topic).
 //!
 //! Run with `cargo run --release -p livegate --example hol_blocking`
-//! (it starts its own gateway on loopback and stops it by pid).
+//! (it starts its own gateway on loopback and stops it by pid);
+//! `HOL_BIG_EVERY_MS` sets how often the heavy topic publishes (default 200).
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
@@ -28,7 +29,12 @@ fn percentile(sorted: &[u64], p: f64) -> u64 {
     sorted[((sorted.len() - 1) as f64 * p).round() as usize]
 }
 
-async fn run(url: &str, transport: TransportKind, seconds: u64) -> anyhow::Result<Vec<u64>> {
+async fn run(
+    url: &str,
+    transport: TransportKind,
+    seconds: u64,
+    big_every_ms: u64,
+) -> anyhow::Result<Vec<u64>> {
     let client = ClientBuilder::new(url).transports([transport]).connect()?;
     let mut small = client.subscribe("hol.small").await?;
     let mut big = client.subscribe("hol.big").await?;
@@ -52,7 +58,7 @@ async fn run(url: &str, transport: TransportKind, seconds: u64) -> anyhow::Resul
         tokio::spawn(async move {
             while Instant::now() < end {
                 let _ = publisher.publish("hol.big", blob.clone()).await;
-                tokio::time::sleep(Duration::from_millis(20)).await;
+                tokio::time::sleep(Duration::from_millis(big_every_ms)).await;
             }
         })
     };
@@ -126,13 +132,18 @@ async fn main() -> anyhow::Result<()> {
         .trim()
         .trim_start_matches("livegate listening on ")
         .to_owned();
-    println!("small topic every 5 ms while a 2 MiB publication goes out every 20 ms, 5 s each:");
+    // HOL_BIG_EVERY_MS: how often the heavy topic publishes 2 MiB (default 200).
+    let big_every_ms = std::env::var("HOL_BIG_EVERY_MS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(200);
+    println!("small topic every 5 ms while a 2 MiB publication goes out every {big_every_ms} ms, 5 s each:");
     println!(
         "{:<14} {:>8} {:>10} {:>10} {:>10}",
         "transport", "samples", "p50 ms", "p99 ms", "max ms"
     );
     for t in [TransportKind::WebSocket, TransportKind::WebTransport] {
-        let l = run(&url, t, 5).await?;
+        let l = run(&url, t, 5, big_every_ms).await?;
         println!(
             "{:<14} {:>8} {:>10.2} {:>10.2} {:>10.2}",
             t.as_str(),
