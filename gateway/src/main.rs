@@ -11,6 +11,7 @@ use livegate::config::Config;
 use livegate::App;
 use tracing_subscriber::EnvFilter;
 
+mod cli_bench;
 mod cli_client;
 
 /// livegate: a real-time streaming gateway (WebSocket, SSE, long-poll).
@@ -29,6 +30,8 @@ enum Command {
     Sub(cli_client::SubArgs),
     /// Publish DATA (or each line of stdin) and print the acks.
     Pub(cli_client::PubArgs),
+    /// Compare transports and encodings on the same load (latency, throughput, CPU, memory).
+    Bench(cli_bench::BenchArgs),
 }
 
 /// Flags override `LIVEGATE_*` variables, which override the config file.
@@ -144,6 +147,7 @@ fn main() -> anyhow::Result<()> {
         Command::Serve(args) => serve(args),
         Command::Sub(args) => client_command(cli_client::sub(args)),
         Command::Pub(args) => client_command(cli_client::publish(args)),
+        Command::Bench(args) => client_command(cli_bench::run(args)),
     }
 }
 

@@ -1,0 +1,551 @@
+//! `livegate bench`: the same load over every protocol variant, side by side.
+//!
+//! For each variant (transport x encoding) a fresh gateway process is
+//! started (or `--url` is used), N subscribers connect with the native
+//! client, one publisher sends payloads of S bytes carrying their send time,
+//! at rate R (or as fast as the gateway acknowledges) for T seconds. The
+//! gateway's CPU, memory and written bytes come from its own `/proc` entry,
+//! so the load generator sharing the machine is not counted against it.
+
+mod procfs;
+pub mod report;
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use futures_util::stream::FuturesUnordered;
+use futures_util::StreamExt;
+use hdrhistogram::Histogram;
+use livegate_core::client::TransportKind;
+use livegate_core::{Encoding, Payload};
+use serde::Serialize;
+
+use crate::client::{ClientBuilder, SubscriptionEvent};
+
+/// Why a benchmark cannot run.
+#[derive(Debug, thiserror::Error)]
+pub enum BenchError {
+    /// Parameters that make no sense.
+    #[error("{0}")]
+    Invalid(String),
+    /// The gateway could not be started or reached.
+    #[error("gateway: {0}")]
+    Gateway(String),
+    /// Not enough file descriptors.
+    #[error("{needed} open files are needed but the limit is {limit}: raise it with `ulimit -n {needed}` (or lower --subscribers / --idle)")]
+    FileLimit {
+        /// Descriptors needed.
+        needed: u64,
+        /// The soft limit.
+        limit: u64,
+    },
+    /// The client failed.
+    #[error("client: {0}")]
+    Client(#[from] crate::client::ClientError),
+}
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct BenchConfig {
+    /// A running gateway to target; `None` starts one per variant.
+    pub url: Option<String>,
+    /// The `livegate` binary to start.
+    pub binary: PathBuf,
+    /// Subscribers per variant.
+    pub subscribers: usize,
+    /// Publications per second; 0 = as fast as acknowledged.
+    pub rate: u64,
+    /// Payload size in bytes.
+    pub size: usize,
+    /// Seconds of publishing per variant.
+    pub duration: Duration,
+    /// Transports to compare.
+    pub transports: Vec<TransportKind>,
+    /// Encodings to compare (one-way transports are JSON only).
+    pub encodings: Vec<Encoding>,
+    /// Idle WebSocket connections for the memory measurement (0 skips it).
+    pub idle: usize,
+    /// Print progress on stderr.
+    pub progress: bool,
+}
+
+/// The result of one variant.
+#[derive(Debug, Clone, Serialize)]
+pub struct VariantResult {
+    /// `ws`, `sse`, `poll`, `wt`.
+    pub transport: &'static str,
+    /// `json` or `msgpack`.
+    pub encoding: &'static str,
+    /// Subscribers.
+    pub subscribers: usize,
+    /// Publications accepted.
+    pub published: u64,
+    /// Publications received, all subscribers together.
+    pub delivered: u64,
+    /// `published * subscribers - delivered`.
+    pub lost: u64,
+    /// Deliveries per second.
+    pub delivered_per_sec: f64,
+    /// Gateway CPU seconds spent in the run.
+    pub gateway_cpu_secs: f64,
+    /// Deliveries per gateway CPU-second.
+    pub deliveries_per_cpu_sec: Option<f64>,
+    /// Publish-to-receive latency percentiles, milliseconds.
+    pub latency_ms: Latency,
+    /// Bytes sent on loopback during the run per delivery: the frames with
+    /// their TCP/UDP/IP headers and the protocol's own traffic (acks,
+    /// publishes), measured on the interface.
+    pub bytes_per_delivery: Option<f64>,
+    /// Gateway resident memory with the subscribers connected, KiB.
+    pub gateway_rss_kib: Option<u64>,
+    /// Subscribers connected per second.
+    pub connect_per_sec: f64,
+    /// Connections the gateway cut as slow consumers.
+    pub slow_consumers_dropped: u64,
+}
+
+/// Latency percentiles in milliseconds.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Latency {
+    /// Median.
+    pub p50: f64,
+    /// 90th percentile.
+    pub p90: f64,
+    /// 99th percentile.
+    pub p99: f64,
+    /// Maximum.
+    pub max: f64,
+}
+
+/// The whole report.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    /// The load.
+    pub subscribers: usize,
+    /// Publications per second asked for (0 = as fast as acknowledged).
+    pub rate: u64,
+    /// Payload bytes.
+    pub size: usize,
+    /// Seconds per variant.
+    pub duration_secs: f64,
+    /// Every variant.
+    pub variants: Vec<VariantResult>,
+    /// KiB of gateway memory per idle WebSocket connection.
+    pub idle_kib_per_connection: Option<f64>,
+    /// Idle connections measured.
+    pub idle_connections: usize,
+}
+
+impl BenchConfig {
+    fn check(&self) -> Result<(), BenchError> {
+        if self.subscribers == 0 {
+            return Err(BenchError::Invalid(
+                "--subscribers must be at least 1".into(),
+            ));
+        }
+        if self.size < 64 {
+            return Err(BenchError::Invalid(
+                "--size must be at least 64 bytes (the payload carries a timestamp and a sequence number)".into(),
+            ));
+        }
+        if self.duration.is_zero() {
+            return Err(BenchError::Invalid("--duration must be above 0".into()));
+        }
+        if self.transports.is_empty() || self.encodings.is_empty() {
+            return Err(BenchError::Invalid(
+                "give at least one transport and one encoding".into(),
+            ));
+        }
+        // Each subscriber holds a connection (two for WebTransport's UDP and
+        // discovery), plus the publisher, idle connections and some slack.
+        let needed = (self.subscribers as u64) * 3 + self.idle as u64 + 64;
+        if let Some(limit) = procfs::open_files_limit() {
+            if limit < needed {
+                return Err(BenchError::FileLimit { needed, limit });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A gateway process started for one variant, stopped (by pid) on drop.
+struct Spawned {
+    child: Child,
+    url: String,
+    _dir: TempDir,
+}
+
+struct TempDir(PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+impl Drop for Spawned {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn spawn_gateway(binary: &PathBuf) -> Result<Spawned, BenchError> {
+    let dir = TempDir(std::env::temp_dir().join(format!(
+        "livegate-bench-{}-{}",
+        std::process::id(),
+        crate::hub::random_token(6)
+    )));
+    std::fs::create_dir_all(&dir.0).map_err(|e| BenchError::Gateway(e.to_string()))?;
+    let config = dir.0.join("bench.toml");
+    // Publications are acknowledged as fast as the hub takes them; queues and
+    // history are sized so a subscriber that lags is not cut during the run.
+    std::fs::write(
+        &config,
+        "queue_size = 65536\n[[namespaces]]\nprefix = \"bench.\"\nclient_publish = true\nhistory_size = 100000\n",
+    )
+    .map_err(|e| BenchError::Gateway(e.to_string()))?;
+    let mut child = Command::new(binary)
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--no-system-publisher",
+            "--log",
+            "warn",
+            "--config",
+        ])
+        .arg(&config)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .map_err(|e| BenchError::Gateway(format!("cannot start {}: {e}", binary.display())))?;
+    let Some(stdout) = child.stdout.take() else {
+        let _ = child.kill();
+        return Err(BenchError::Gateway("no stdout".into()));
+    };
+    let mut line = String::new();
+    let read = BufReader::new(stdout).read_line(&mut line);
+    let url = match read {
+        Ok(_) => line
+            .trim()
+            .strip_prefix("livegate listening on ")
+            .map(str::to_owned),
+        Err(_) => None,
+    };
+    match url {
+        Some(url) => Ok(Spawned {
+            child,
+            url,
+            _dir: dir,
+        }),
+        None => {
+            let _ = child.kill();
+            let _ = child.wait();
+            Err(BenchError::Gateway(format!(
+                "unexpected first line {line:?}"
+            )))
+        }
+    }
+}
+
+fn now_us() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as u64)
+}
+
+fn payload(seq: u64, size: usize) -> Payload {
+    let head = format!("{{\"t\":{},\"s\":{seq},\"p\":\"", now_us());
+    let pad = size.saturating_sub(head.len() + 2);
+    let mut text = head;
+    text.extend(std::iter::repeat_n('x', pad));
+    text.push_str("\"}");
+    Payload::from_json(text)
+        .unwrap_or_else(|_| Payload::from_json_value(&serde_json::json!({"s": seq})))
+}
+
+async fn stats_of(url: &str) -> Option<serde_json::Value> {
+    let endpoint = crate::client::http::Endpoint::parse(url).ok()?;
+    let req = hyper::Request::get(endpoint.path("/api/stats"))
+        .header(hyper::header::HOST, endpoint.authority())
+        .body(http_body_util::Full::new(bytes::Bytes::new()))
+        .ok()?;
+    let res = crate::client::http::send(&endpoint, req).await.ok()?;
+    let body = crate::client::http::body_bytes(res, 1 << 20).await.ok()?;
+    serde_json::from_slice(&body).ok()
+}
+
+/// Runs every variant and the idle-memory measurement.
+pub async fn run(config: BenchConfig) -> Result<Report, BenchError> {
+    config.check()?;
+    let mut variants = Vec::new();
+    let combos: Vec<(TransportKind, Encoding)> = config
+        .transports
+        .iter()
+        .flat_map(|t| {
+            config
+                .encodings
+                .iter()
+                .filter(move |e| t.bidirectional() || **e == Encoding::Json)
+                .map(move |e| (*t, *e))
+        })
+        .collect();
+    for (i, (t, e)) in combos.iter().enumerate() {
+        if config.progress {
+            eprintln!(
+                "[{}/{}] {}/{}",
+                i + 1,
+                combos.len(),
+                t.as_str(),
+                enc_name(*e)
+            );
+        }
+        variants.push(run_variant(&config, *t, *e).await?);
+    }
+    let idle_kib_per_connection = if config.idle > 0 && config.url.is_none() {
+        idle_memory(&config).await?
+    } else {
+        None
+    };
+    Ok(Report {
+        subscribers: config.subscribers,
+        rate: config.rate,
+        size: config.size,
+        duration_secs: config.duration.as_secs_f64(),
+        variants,
+        idle_kib_per_connection,
+        idle_connections: config.idle,
+    })
+}
+
+fn enc_name(e: Encoding) -> &'static str {
+    match e {
+        Encoding::Json => "json",
+        Encoding::Msgpack => "msgpack",
+    }
+}
+
+async fn run_variant(
+    config: &BenchConfig,
+    transport: TransportKind,
+    encoding: Encoding,
+) -> Result<VariantResult, BenchError> {
+    let spawned = match &config.url {
+        Some(_) => None,
+        None => Some(spawn_gateway(&config.binary)?),
+    };
+    let url = config
+        .url
+        .clone()
+        .or_else(|| spawned.as_ref().map(|s| s.url.clone()))
+        .unwrap_or_default();
+    if stats_of(&url).await.is_none() {
+        return Err(BenchError::Gateway(format!(
+            "{url} does not answer GET /api/stats: is a livegate gateway running there?"
+        )));
+    }
+    let pid = spawned.as_ref().map(|s| s.child.id());
+    let topic = format!("bench.{}", crate::hub::random_token(8));
+
+    // Subscribers.
+    let connect_start = Instant::now();
+    let received = Arc::new(AtomicU64::new(0));
+    let histogram = Arc::new(Mutex::new(
+        Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)
+            .map_err(|e| BenchError::Invalid(e.to_string()))?,
+    ));
+    let mut clients = Vec::with_capacity(config.subscribers);
+    let mut readers = Vec::with_capacity(config.subscribers);
+    let mut ready = FuturesUnordered::new();
+    for _ in 0..config.subscribers {
+        let client = ClientBuilder::new(&url)
+            .transports([transport])
+            .encoding(encoding)
+            .connect()?;
+        let mut sub = client.subscribe(&topic).await?;
+        let (received, histogram) = (received.clone(), histogram.clone());
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        readers.push(tokio::spawn(async move {
+            let mut tx = Some(tx);
+            let mut local = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).ok();
+            while let Some(event) = sub.next().await {
+                match event {
+                    SubscriptionEvent::Subscribed(_) => {
+                        if let Some(tx) = tx.take() {
+                            let _ = tx.send(());
+                        }
+                    }
+                    SubscriptionEvent::Publication(p) => {
+                        let sent = p.data.to_json_value()["t"].as_u64().unwrap_or(0);
+                        if let Some(h) = local.as_mut() {
+                            let _ = h.record(now_us().saturating_sub(sent).max(1));
+                        }
+                        received.fetch_add(1, Ordering::Relaxed);
+                    }
+                    _ => {}
+                }
+            }
+            if let (Some(h), Ok(mut all)) = (local, histogram.lock()) {
+                let _ = all.add(h);
+            }
+        }));
+        ready.push(rx);
+        clients.push(client);
+    }
+    let all_ready = async { while ready.next().await.is_some() {} };
+    if tokio::time::timeout(Duration::from_secs(60), all_ready)
+        .await
+        .is_err()
+    {
+        return Err(BenchError::Gateway(format!(
+            "the {} subscribers did not all subscribe within 60 s over {}",
+            config.subscribers,
+            transport.as_str()
+        )));
+    }
+    let connect_per_sec =
+        config.subscribers as f64 / connect_start.elapsed().as_secs_f64().max(1e-6);
+    let rss = pid.and_then(procfs::sample).map(|s| s.rss_kib);
+
+    // Publishing.
+    let publisher = ClientBuilder::new(&url)
+        .transports([TransportKind::WebSocket])
+        .encoding(Encoding::Msgpack)
+        .connect()?;
+    let before = pid.and_then(procfs::sample);
+    let lo_before = procfs::loopback_tx_bytes();
+    let start = Instant::now();
+    let end = start + config.duration;
+    let mut in_flight = FuturesUnordered::new();
+    let mut published = 0u64;
+    let ok = |r: Result<crate::client::Ack, crate::client::ClientError>| u64::from(r.is_ok());
+    let mut seq = 0u64;
+    let interval = (config.rate > 0).then(|| Duration::from_secs_f64(1.0 / config.rate as f64));
+    let mut next = start;
+    while Instant::now() < end {
+        if let Some(iv) = interval {
+            if Instant::now() < next {
+                tokio::time::sleep_until(next.into()).await;
+            }
+            next += iv;
+        } else if in_flight.len() >= 256 {
+            if let Some(r) = in_flight.next().await {
+                published += ok(r);
+            }
+            continue;
+        }
+        seq += 1;
+        in_flight.push(publisher.publish(&topic, payload(seq, config.size)));
+        while let Some(Some(r)) = futures_util::FutureExt::now_or_never(in_flight.next()) {
+            published += ok(r);
+        }
+        if config.progress && seq % 1000 == 0 {
+            eprint!(
+                "\r  {:>5.1}s  published {seq:>9}  delivered {:>11}",
+                start.elapsed().as_secs_f64(),
+                received.load(Ordering::Relaxed)
+            );
+        }
+    }
+    while let Some(r) = in_flight.next().await {
+        published += ok(r);
+    }
+    let elapsed = start.elapsed();
+    // Let the last deliveries arrive (bounded).
+    let expected = published * config.subscribers as u64;
+    let drain_until = Instant::now() + Duration::from_secs(10);
+    while received.load(Ordering::Relaxed) < expected && Instant::now() < drain_until {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let after = pid.and_then(procfs::sample);
+    let lo_after = procfs::loopback_tx_bytes();
+    if config.progress {
+        eprintln!();
+    }
+    let slow = stats_of(&url)
+        .await
+        .and_then(|v| v["slow_consumers_dropped"].as_u64())
+        .unwrap_or(0);
+    publisher.close().await;
+    for c in &clients {
+        c.close().await;
+    }
+    for r in readers {
+        let _ = tokio::time::timeout(Duration::from_secs(5), r).await;
+    }
+    let delivered = received.load(Ordering::Relaxed);
+    let cpu = match (before, after) {
+        (Some(b), Some(a)) => a.cpu_secs - b.cpu_secs,
+        _ => 0.0,
+    };
+    let written = match (lo_before, lo_after) {
+        (Some(b), Some(a)) if delivered > 0 => Some(a.saturating_sub(b) as f64 / delivered as f64),
+        _ => None,
+    };
+    let h = histogram.lock().map(|h| h.clone()).ok();
+    let ms = |v: u64| v as f64 / 1000.0;
+    let latency = h
+        .map(|h| Latency {
+            p50: ms(h.value_at_quantile(0.5)),
+            p90: ms(h.value_at_quantile(0.9)),
+            p99: ms(h.value_at_quantile(0.99)),
+            max: ms(h.max()),
+        })
+        .unwrap_or_default();
+    drop(spawned);
+    Ok(VariantResult {
+        transport: transport.as_str(),
+        encoding: enc_name(encoding),
+        subscribers: config.subscribers,
+        published,
+        delivered,
+        lost: expected.saturating_sub(delivered),
+        delivered_per_sec: delivered as f64 / elapsed.as_secs_f64().max(1e-6),
+        gateway_cpu_secs: cpu,
+        deliveries_per_cpu_sec: (pid.is_some() && cpu > 0.0).then(|| delivered as f64 / cpu),
+        latency_ms: latency,
+        bytes_per_delivery: written,
+        gateway_rss_kib: rss,
+        connect_per_sec,
+        slow_consumers_dropped: slow,
+    })
+}
+
+/// Opens idle WebSocket connections and returns the gateway's memory growth
+/// per connection.
+async fn idle_memory(config: &BenchConfig) -> Result<Option<f64>, BenchError> {
+    let spawned = spawn_gateway(&config.binary)?;
+    let pid = spawned.child.id();
+    let url = format!("{}/ws", spawned.url.replacen("http://", "ws://", 1));
+    // Let the gateway settle before the baseline.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let Some(before) = procfs::sample(pid) else {
+        return Ok(None);
+    };
+    let mut conns = Vec::with_capacity(config.idle);
+    for i in 0..config.idle {
+        match tokio_tungstenite::connect_async(url.as_str()).await {
+            Ok((ws, _)) => conns.push(ws),
+            Err(e) => {
+                return Err(BenchError::Gateway(format!(
+                    "idle connection {i} failed: {e}"
+                )))
+            }
+        }
+        if config.progress && i % 500 == 0 {
+            eprint!("\r  idle connections {i:>6}");
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let after = procfs::sample(pid);
+    if config.progress {
+        eprintln!();
+    }
+    drop(conns);
+    Ok(after.map(|a| a.rss_kib.saturating_sub(before.rss_kib) as f64 / config.idle as f64))
+}

@@ -1,0 +1,113 @@
+//! `livegate bench`: flags, and where the report goes.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use clap::Args;
+use livegate::bench::{self, report, BenchConfig};
+use livegate_core::client::TransportKind;
+use livegate_core::Encoding;
+
+/// Compare protocol variants on the same load.
+#[derive(Args, Debug)]
+pub struct BenchArgs {
+    /// Target a running gateway instead of starting one per variant (its
+    /// CPU and memory are then not measured).
+    #[arg(long)]
+    url: Option<String>,
+    /// Subscribers per variant.
+    #[arg(long, short = 'n', default_value_t = 100)]
+    subscribers: usize,
+    /// Publications per second; 0 publishes as fast as the gateway acknowledges.
+    #[arg(long, short = 'r', default_value_t = 0)]
+    rate: u64,
+    /// Payload size in bytes.
+    #[arg(long, short = 's', default_value_t = 256)]
+    size: usize,
+    /// Seconds of publishing per variant.
+    #[arg(long, short = 't', default_value_t = 5.0)]
+    duration: f64,
+    /// Transports, comma separated.
+    #[arg(long, value_delimiter = ',', default_value = "ws,sse,poll,wt")]
+    transports: Vec<String>,
+    /// Encodings, comma separated (SSE and long-poll are JSON only).
+    #[arg(long, value_delimiter = ',', default_value = "json,msgpack")]
+    encodings: Vec<String>,
+    /// Idle WebSocket connections for the memory-per-connection figure (0 skips it).
+    #[arg(long, default_value_t = 1000)]
+    idle: usize,
+    /// Write the report as JSON to this file (`-` for stdout).
+    #[arg(long)]
+    json: Option<PathBuf>,
+    /// Write the report as a Markdown table to this file.
+    #[arg(long)]
+    markdown: Option<PathBuf>,
+    /// Write an SVG chart comparing the variants to this file.
+    #[arg(long)]
+    svg: Option<PathBuf>,
+    /// Exit non-zero when any variant lost a publication.
+    #[arg(long)]
+    fail_on_loss: bool,
+    /// No progress on stderr.
+    #[arg(long)]
+    quiet: bool,
+}
+
+pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
+    let transports = args
+        .transports
+        .iter()
+        .map(|t| {
+            TransportKind::parse(t.trim())
+                .with_context(|| format!("unknown transport {t:?}: use ws, sse, poll or wt"))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let encodings = args
+        .encodings
+        .iter()
+        .map(|e| match e.trim() {
+            "json" => Ok(Encoding::Json),
+            "msgpack" => Ok(Encoding::Msgpack),
+            other => bail!("unknown encoding {other:?}: use json or msgpack"),
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    if !(args.duration.is_finite() && args.duration > 0.0 && args.duration <= 3600.0) {
+        bail!("--duration must be between 0 and 3600 seconds");
+    }
+    let config = BenchConfig {
+        url: args.url.clone(),
+        binary: std::env::current_exe().context("cannot find the livegate binary")?,
+        subscribers: args.subscribers,
+        rate: args.rate,
+        size: args.size,
+        duration: Duration::from_secs_f64(args.duration),
+        transports,
+        encodings,
+        idle: args.idle,
+        progress: !args.quiet,
+    };
+    let report = bench::run(config).await?;
+    print!("{}", report::table(&report));
+    if let Some(path) = &args.json {
+        let text = serde_json::to_string_pretty(&report)? + "\n";
+        if path.as_os_str() == "-" {
+            print!("{text}");
+        } else {
+            std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))?;
+        }
+    }
+    if let Some(path) = &args.markdown {
+        std::fs::write(path, report::markdown(&report))
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    if let Some(path) = &args.svg {
+        std::fs::write(path, report::svg(&report))
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    let lost: u64 = report.variants.iter().map(|v| v.lost).sum();
+    if args.fail_on_loss && lost > 0 {
+        bail!("{lost} publications were lost");
+    }
+    Ok(())
+}
