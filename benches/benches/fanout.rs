@@ -1,0 +1,72 @@
+//! Hub fan-out: one 256-byte JSON publication published to a topic with N
+//! in-process subscribers (N = 1, 100, 1000), then every subscriber's queue
+//! drained and its frame taken in JSON, as a WebSocket writer would. The frame
+//! is encoded once (by the first subscriber, `SharedPublication::frame`) and
+//! shared by the rest. Throughput counts deliveries (N per publication).
+
+use std::hint::black_box;
+use std::sync::Arc;
+use std::time::Duration;
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use livegate::hub::{Hub, Outbound};
+use livegate::stats::Stats;
+use livegate_benches::json_payload;
+use livegate_core::topic::Namespaces;
+use livegate_core::Encoding;
+
+const TOPIC: &str = "bench.fanout";
+const NOW_MS: u64 = 1_760_000_000_000;
+/// Queue per connection: the gateway's default `queue_size`. Receivers are
+/// drained after every publication, so no queue ever fills.
+const QUEUE: usize = 1024;
+
+fn bench_fanout(c: &mut Criterion) {
+    let mut g = c.benchmark_group("fanout");
+    let payload = json_payload(256);
+    for n in [1usize, 100, 1000] {
+        let hub = Hub::new(Namespaces::default(), Arc::new(Stats::default()));
+        let mut conns = Vec::with_capacity(n);
+        let mut receivers = Vec::with_capacity(n);
+        for _ in 0..n {
+            let (conn, mut rx) = hub.connect(QUEUE);
+            hub.subscribe(&conn, TOPIC, None, None, NOW_MS)
+                .expect("subscribe");
+            // The `subscribed` answer.
+            assert!(matches!(rx.try_recv(), Ok(Outbound::Subscribed(_))));
+            conns.push(conn);
+            receivers.push(rx);
+        }
+        g.throughput(Throughput::Elements(n as u64));
+        g.bench_function(BenchmarkId::new("publish_json_256B", n), |b| {
+            b.iter(|| {
+                hub.publish(TOPIC, None, payload.clone(), None, NOW_MS);
+                let mut delivered = 0usize;
+                for rx in &mut receivers {
+                    while let Ok(item) = rx.try_recv() {
+                        if let Outbound::Publication(p) = item {
+                            black_box(p.frame(Encoding::Json));
+                            delivered += 1;
+                        }
+                    }
+                }
+                debug_assert_eq!(delivered, n);
+                delivered
+            })
+        });
+        // Every connection is still open: no queue ever filled.
+        assert!(conns.iter().all(|c| c.close_reason().is_none()));
+    }
+    g.finish();
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default()
+        .sample_size(20)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(3))
+        .without_plots();
+    targets = bench_fanout
+}
+criterion_main!(benches);
