@@ -98,6 +98,12 @@ impl Payload {
         Ok(Self::from_msgpack_value_bytes(value, bytes))
     }
 
+    /// A MessagePack payload from bytes already checked to be one
+    /// non-binary value.
+    pub(crate) fn msgpack_checked(bytes: Bytes) -> Self {
+        Self(Repr::Msgpack(bytes))
+    }
+
     pub(crate) fn from_msgpack_value_bytes(value: rmpv::Value, bytes: Bytes) -> Self {
         match value {
             rmpv::Value::Binary(b) => Self(Repr::Binary(Bytes::from(b))),
@@ -244,6 +250,27 @@ fn json_depth(text: &[u8]) -> usize {
         }
     }
     max
+}
+
+/// The bytes of the value under string key `key` in the map that `bytes`
+/// (already checked to be one well-formed value) holds, as sent.
+pub(crate) fn msgpack_map_value<'a>(bytes: &'a [u8], key: &str) -> Option<&'a [u8]> {
+    let mut rest = bytes;
+    let len = rmp::decode::read_map_len(&mut rest).ok()?;
+    for _ in 0..len {
+        let key_end = check_msgpack(rest).ok()?;
+        let (k, after) = rest.split_at(key_end);
+        let value_end = check_msgpack(after).ok()?;
+        let mut kr = k;
+        let is_key = rmp::decode::read_str_len(&mut kr)
+            .ok()
+            .is_some_and(|n| n as usize == kr.len() && kr == key.as_bytes());
+        if is_key {
+            return Some(&after[..value_end]);
+        }
+        rest = &after[value_end..];
+    }
+    None
 }
 
 /// Walks one MessagePack value iteratively; returns where it ends.
@@ -433,6 +460,17 @@ mod tests {
         assert_eq!(&*p.to_msgpack(), &[0xc4, 4, 0, 1, 2, 255]);
         let from_mp = Payload::from_msgpack(vec![0xc4, 1, 7]).unwrap();
         assert_eq!(from_mp.kind(), PayloadKind::Binary);
+    }
+
+    #[test]
+    fn finds_a_map_value_as_sent() {
+        // {"a": 1, "data": [1, 2]} with the array in a non-shortest form (array16).
+        let frame = [
+            0x82, 0xa1, b'a', 0x01, 0xa4, b'd', b'a', b't', b'a', 0xdc, 0x00, 0x02, 0x01, 0x02,
+        ];
+        assert_eq!(msgpack_map_value(&frame, "data"), Some(&frame[9..]));
+        assert_eq!(msgpack_map_value(&frame, "a"), Some(&frame[3..4]));
+        assert_eq!(msgpack_map_value(&frame, "nope"), None);
     }
 
     #[test]

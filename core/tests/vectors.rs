@@ -430,3 +430,21 @@ fn decoders_survive_garbage() {
         }
     }
 }
+
+#[test]
+fn msgpack_payload_bytes_are_kept_as_sent() {
+    // A publish whose data is [1, 2] written as array16 (not the shortest form).
+    let mut frame = vec![0x83];
+    for (k, v) in [("type", &b"\xa7publish"[..]), ("topic", &b"\xa1t"[..])] {
+        frame.push(0xa0 | k.len() as u8);
+        frame.extend_from_slice(k.as_bytes());
+        frame.extend_from_slice(v);
+    }
+    frame.extend_from_slice(b"\xa4data");
+    frame.extend_from_slice(&[0xdc, 0x00, 0x02, 0x01, 0x02]);
+    let Ok(ClientFrame::Publish { data, .. }) = Encoding::Msgpack.decode_client(&frame) else {
+        panic!("decodes");
+    };
+    assert_eq!(&data.as_bytes()[..], &[0xdc, 0x00, 0x02, 0x01, 0x02]);
+    assert_eq!(data.to_json_value(), json!([1, 2]));
+}

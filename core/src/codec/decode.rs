@@ -334,7 +334,17 @@ fn msgpack_fields(bytes: &[u8]) -> Result<Fields, Undecodable> {
         (Some("id"), rmpv::Value::Integer(i)) => i.as_u64(),
         _ => None,
     });
-    msgpack_into_fields(entries).map_err(|error| Undecodable { id, error })
+    let mut fields = msgpack_into_fields(entries).map_err(|error| Undecodable { id, error })?;
+    // Carry the payload verbatim: its bytes as sent, not as re-encoded.
+    if let (Some(data), Some(raw)) = (
+        &fields.data,
+        crate::payload::msgpack_map_value(bytes, "data"),
+    ) {
+        if data.kind() == crate::payload::PayloadKind::Msgpack {
+            fields.data = Some(Payload::msgpack_checked(Bytes::copy_from_slice(raw)));
+        }
+    }
+    Ok(fields)
 }
 
 fn mp_str(field: &'static str, v: rmpv::Value) -> Result<String, DecodeError> {
