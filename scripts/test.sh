@@ -45,9 +45,15 @@ step "fuzz smoke: frame, payload and cursor decoders, client engine (libFuzzer)"
 command -v cargo-fuzz >/dev/null || cargo install -q cargo-fuzz
 # cargo-fuzz needs nightly flags; the stable toolchain allows them with RUSTC_BOOTSTRAP.
 for target in decode_frames payload_and_cursor client_engine; do
-  (cd fuzz && RUSTC_BOOTSTRAP=1 CARGO_TARGET_DIR="$CACHE/fuzz-target" \
-    cargo fuzz run -s none "$target" -- -max_total_time="${LIVEGATE_FUZZ_SECS:-20}" -max_len=4096 2>&1 \
-    | grep -E '^(Done|==|SUMMARY|thread)' || true; exit "${PIPESTATUS[0]}")
+  log="$CACHE/fuzz-$target.log"
+  if ! (cd fuzz && RUSTC_BOOTSTRAP=1 CARGO_TARGET_DIR="$CACHE/fuzz-target" \
+      cargo fuzz run -s none "$target" -- -max_total_time="${LIVEGATE_FUZZ_SECS:-20}" -max_len=4096 \
+      >"$log" 2>&1); then
+    tail -n 40 "$log"
+    echo "fuzz target $target found a failure (input saved under fuzz/artifacts/$target)"
+    exit 1
+  fi
+  echo "$target: $(grep -E '^Done' "$log" | tail -n 1)"
 done
 
 step "end-to-end tests against the real binary (pytest)"

@@ -223,7 +223,27 @@ pub(crate) fn read_one_msgpack(bytes: &[u8]) -> Result<rmpv::Value, String> {
             bytes.len() - end
         ));
     }
-    rmpv::decode::read_value(&mut &bytes[..]).map_err(|e| e.to_string())
+    let value = rmpv::decode::read_value(&mut &bytes[..]).map_err(|e| e.to_string())?;
+    if !keys_are_scalar(&value) {
+        // JSON keys are strings: a map or array as a key would have to be
+        // escaped into a string once per level, growing exponentially.
+        return Err(
+            "map keys must be strings, numbers, booleans, nil or bytes, not maps or arrays".into(),
+        );
+    }
+    Ok(value)
+}
+
+/// Whether no map in `v` has an array or a map as a key (depth is bounded
+/// by [`check_msgpack`], so the recursion is too).
+fn keys_are_scalar(v: &rmpv::Value) -> bool {
+    match v {
+        rmpv::Value::Array(items) => items.iter().all(keys_are_scalar),
+        rmpv::Value::Map(entries) => entries.iter().all(|(k, v)| {
+            !matches!(k, rmpv::Value::Array(_) | rmpv::Value::Map(_)) && keys_are_scalar(v)
+        }),
+        _ => true,
+    }
 }
 
 /// The deepest nesting of arrays and objects in valid JSON text.
@@ -479,6 +499,19 @@ mod tests {
         assert!(Payload::from_msgpack(vec![0x92, 0x01]).is_err());
         assert!(Payload::from_msgpack(vec![0xc1]).is_err());
         assert!(Payload::from_msgpack(vec![0x91, 0xc1]).is_err());
+    }
+
+    #[test]
+    fn container_keys_are_refused_they_would_explode_as_json() {
+        // Found by fuzzing: {{{...}: 1}: 1} nests keys; as JSON every level
+        // escapes the one below, doubling its size.
+        let mut nested = vec![0x81u8; 100];
+        nested.push(0xc0);
+        nested.extend(std::iter::repeat_n(0x01, 100));
+        assert!(Payload::from_msgpack(nested).is_err());
+        // Scalar keys are fine.
+        let p = Payload::from_msgpack(vec![0x82, 0x01, 0xa1, b'a', 0xc3, 0x02]).unwrap();
+        assert_eq!(&*p.to_json(), br#"{"1":"a","true":2}"#);
     }
 
     #[test]
