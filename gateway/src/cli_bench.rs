@@ -52,6 +52,10 @@ pub struct BenchArgs {
     /// No progress on stderr.
     #[arg(long)]
     quiet: bool,
+    /// Drive another WebSocket broadcast server instead of the livegate
+    /// matrix (repeatable), as JSON: {"name":"nchan","ws":"ws://…","publish":"http://…","pid":1234,"subscribe":"<text sent after connecting>"}.
+    #[arg(long)]
+    peer: Vec<String>,
 }
 
 pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
@@ -84,8 +88,13 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         duration: Duration::from_secs_f64(args.duration),
         transports,
         encodings,
-        idle: args.idle,
+        idle: if args.peer.is_empty() { args.idle } else { 0 },
         progress: !args.quiet,
+        peers: args
+            .peer
+            .iter()
+            .map(|p| parse_peer(p))
+            .collect::<anyhow::Result<Vec<_>>>()?,
     };
     let report = bench::run(config).await?;
     print!("{}", report::table(&report));
@@ -110,4 +119,26 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         bail!("{lost} publications were lost");
     }
     Ok(())
+}
+
+fn parse_peer(spec: &str) -> anyhow::Result<bench::peer::PeerConfig> {
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Spec {
+        name: String,
+        ws: String,
+        publish: String,
+        pid: Option<u32>,
+        subscribe: Option<String>,
+    }
+    let s: Spec = serde_json::from_str(spec).with_context(|| {
+        format!("--peer {spec:?}: expected {{\"name\",\"ws\",\"publish\",\"pid\"?,\"subscribe\"?}}")
+    })?;
+    Ok(bench::peer::PeerConfig {
+        name: s.name,
+        ws_url: s.ws,
+        subscribe_message: s.subscribe,
+        publish_url: s.publish,
+        pid: s.pid,
+    })
 }

@@ -7,6 +7,7 @@
 //! gateway's CPU, memory and written bytes come from its own `/proc` entry,
 //! so the load generator sharing the machine is not counted against it.
 
+pub mod peer;
 mod procfs;
 pub mod report;
 
@@ -71,11 +72,26 @@ pub struct BenchConfig {
     pub idle: usize,
     /// Print progress on stderr.
     pub progress: bool,
+    /// Servers to drive in peer mode instead of the livegate matrix.
+    pub peers: Vec<peer::PeerConfig>,
+}
+
+impl VariantResult {
+    /// How the report names it: `ws/json`, or the peer's name.
+    pub fn label(&self) -> String {
+        if self.server == "livegate" {
+            format!("{}/{}", self.transport, self.encoding)
+        } else {
+            self.server.clone()
+        }
+    }
 }
 
 /// The result of one variant.
 #[derive(Debug, Clone, Serialize)]
 pub struct VariantResult {
+    /// `livegate`, or the peer's name.
+    pub server: String,
     /// `ws`, `sse`, `poll`, `wt`.
     pub transport: &'static str,
     /// `json` or `msgpack`.
@@ -283,6 +299,33 @@ async fn stats_of(url: &str) -> Option<serde_json::Value> {
 /// Runs every variant and the idle-memory measurement.
 pub async fn run(config: BenchConfig) -> Result<Report, BenchError> {
     config.check()?;
+    if !config.peers.is_empty() {
+        let mut variants = Vec::new();
+        for (i, p) in config.peers.iter().enumerate() {
+            if config.progress {
+                eprintln!("[{}/{}] {}", i + 1, config.peers.len(), p.name);
+            }
+            let mut r = peer::run_peer(
+                p,
+                config.subscribers,
+                config.rate,
+                config.size,
+                config.duration,
+            )
+            .await?;
+            r.server = p.name.clone();
+            variants.push(r);
+        }
+        return Ok(Report {
+            subscribers: config.subscribers,
+            rate: config.rate,
+            size: config.size,
+            duration_secs: config.duration.as_secs_f64(),
+            variants,
+            idle_kib_per_connection: None,
+            idle_connections: 0,
+        });
+    }
     let mut variants = Vec::new();
     let combos: Vec<(TransportKind, Encoding)> = config
         .transports
@@ -499,6 +542,7 @@ async fn run_variant(
         .unwrap_or_default();
     drop(spawned);
     Ok(VariantResult {
+        server: "livegate".into(),
         transport: transport.as_str(),
         encoding: enc_name(encoding),
         subscribers: config.subscribers,

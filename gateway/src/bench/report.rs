@@ -13,7 +13,7 @@ fn rows(r: &Report) -> Vec<[String; 11]> {
         .iter()
         .map(|v: &VariantResult| {
             [
-                format!("{}/{}", v.transport, v.encoding),
+                v.label(),
                 format!("{:.0}", v.delivered_per_sec),
                 opt(v.deliveries_per_cpu_sec, 0),
                 format!("{:.2}", v.latency_ms.p50),
@@ -168,8 +168,8 @@ pub fn svg(r: &Report) -> String {
             let y = top + chart_h - h;
             let _ = writeln!(
                 out,
-                r#"<rect x="{x:.1}" y="{y:.1}" width="{bar}" height="{h:.1}" fill="{color}"><title>{}/{}: {val:.2}</title></rect>"#,
-                v.transport, v.encoding
+                r#"<rect x="{x:.1}" y="{y:.1}" width="{bar}" height="{h:.1}" fill="{color}"><title>{}: {val:.2}</title></rect>"#,
+                escape(&v.label())
             );
             let _ = writeln!(
                 out,
@@ -184,11 +184,10 @@ pub fn svg(r: &Report) -> String {
             );
             let _ = writeln!(
                 out,
-                r#"<text x="{0:.1}" y="{1:.1}" font-size="10" text-anchor="end" transform="rotate(-40 {0:.1} {1:.1})">{2}/{3}</text>"#,
+                r#"<text x="{0:.1}" y="{1:.1}" font-size="10" text-anchor="end" transform="rotate(-40 {0:.1} {1:.1})">{2}</text>"#,
                 x + bar / 2.0,
                 top + chart_h + 14.0,
-                v.transport,
-                v.encoding
+                escape(&v.label())
             );
         }
     }
@@ -203,6 +202,7 @@ mod tests {
 
     fn report() -> Report {
         let v = |t, e, dps: f64, p99: f64| VariantResult {
+            server: "livegate".into(),
             transport: t,
             encoding: e,
             subscribers: 10,

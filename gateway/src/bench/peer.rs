@@ -1,0 +1,255 @@
+//! Peer mode: the same load against any WebSocket broadcast server (Nchan, a
+//! Node `ws` server, FastAPI's ConnectionManager pattern, or livegate itself
+//! through its plain interfaces), so they are compared on equal terms:
+//! subscribers are plain WebSocket clients, the publisher POSTs each payload
+//! over HTTP keep-alive connections, the server's CPU and memory come from
+//! `/proc/<pid>`.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use futures_util::{SinkExt, StreamExt};
+use hdrhistogram::Histogram;
+use http_body_util::Full;
+use hyper_util::rt::TokioIo;
+use tokio_tungstenite::tungstenite::Message;
+
+use super::{now_us, payload, procfs, BenchError, Latency, VariantResult};
+
+/// A server to drive.
+#[derive(Debug, Clone)]
+pub struct PeerConfig {
+    /// Its name in the report.
+    pub name: String,
+    /// WebSocket URL subscribers connect to.
+    pub ws_url: String,
+    /// A text message each subscriber sends after connecting (livegate's
+    /// `subscribe` frame); none for servers that subscribe by URL.
+    pub subscribe_message: Option<String>,
+    /// URL the publisher POSTs each payload to.
+    pub publish_url: String,
+    /// The server's process, for CPU and memory.
+    pub pid: Option<u32>,
+}
+
+/// Pulls the benchmark payload out of a message: the message itself, or the
+/// `data` of a livegate `publication` frame.
+fn sent_at(text: &str) -> Option<u64> {
+    let v: serde_json::Value = serde_json::from_str(text).ok()?;
+    let payload = if v["type"] == "publication" {
+        &v["data"]
+    } else {
+        &v
+    };
+    payload["t"].as_u64()
+}
+
+async fn keep_alive_sender(
+    url: &hyper::Uri,
+) -> Result<hyper::client::conn::http1::SendRequest<Full<Bytes>>, String> {
+    let authority = url
+        .authority()
+        .ok_or("publish URL has no host")?
+        .as_str()
+        .to_owned();
+    let tcp = tokio::net::TcpStream::connect(&authority)
+        .await
+        .map_err(|e| format!("connect {authority}: {e}"))?;
+    let _ = tcp.set_nodelay(true);
+    let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
+        .await
+        .map_err(|e| e.to_string())?;
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    Ok(sender)
+}
+
+/// Runs the load against one peer.
+pub async fn run_peer(
+    peer: &PeerConfig,
+    subscribers: usize,
+    rate: u64,
+    size: usize,
+    duration: Duration,
+) -> Result<VariantResult, BenchError> {
+    let publish: hyper::Uri = peer
+        .publish_url
+        .parse()
+        .map_err(|e| BenchError::Invalid(format!("--peer-publish: {e}")))?;
+    let received = Arc::new(AtomicU64::new(0));
+    let histogram = Arc::new(Mutex::new(
+        Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)
+            .map_err(|e| BenchError::Invalid(e.to_string()))?,
+    ));
+    let connect_start = Instant::now();
+    let mut readers = Vec::with_capacity(subscribers);
+    let mut locals = Vec::with_capacity(subscribers);
+    for i in 0..subscribers {
+        let (mut ws, _) = tokio_tungstenite::connect_async(peer.ws_url.as_str())
+            .await
+            .map_err(|e| BenchError::Gateway(format!("{}: subscriber {i}: {e}", peer.name)))?;
+        if let Some(m) = &peer.subscribe_message {
+            ws.send(Message::text(m.clone()))
+                .await
+                .map_err(|e| BenchError::Gateway(e.to_string()))?;
+        }
+        // Each reader's own histogram (an uncontended lock): readers are
+        // stopped by abort, so they cannot merge on their way out.
+        let local = Arc::new(Mutex::new(
+            Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)
+                .map_err(|e| BenchError::Invalid(e.to_string()))?,
+        ));
+        locals.push(local.clone());
+        let received = received.clone();
+        readers.push(tokio::spawn(async move {
+            while let Some(Ok(msg)) = ws.next().await {
+                let text = match &msg {
+                    Message::Text(t) => t.as_str(),
+                    Message::Binary(b) => std::str::from_utf8(b).unwrap_or(""),
+                    Message::Close(_) => break,
+                    _ => continue,
+                };
+                if let Some(sent) = sent_at(text) {
+                    if let Ok(mut h) = local.lock() {
+                        let _ = h.record(now_us().saturating_sub(sent).max(1));
+                    }
+                    received.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }));
+    }
+    let connect_per_sec = subscribers as f64 / connect_start.elapsed().as_secs_f64().max(1e-6);
+    // Subscriptions by URL have no answer to wait for: give them a moment.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let rss = peer.pid.and_then(procfs::sample).map(|s| s.rss_kib);
+    let before = peer.pid.and_then(procfs::sample);
+    let lo_before = procfs::loopback_tx_bytes();
+
+    // Publishers: 8 keep-alive connections, each one request at a time.
+    let start = Instant::now();
+    let end = start + duration;
+    let seq = Arc::new(AtomicU64::new(0));
+    let published = Arc::new(AtomicU64::new(0));
+    let per_conn_interval = (rate > 0).then(|| Duration::from_secs_f64(8.0 / rate as f64));
+    let mut publishers = Vec::new();
+    for _ in 0..8 {
+        let mut sender = keep_alive_sender(&publish)
+            .await
+            .map_err(BenchError::Gateway)?;
+        let (publish, seq, published) = (publish.clone(), seq.clone(), published.clone());
+        publishers.push(tokio::spawn(async move {
+            let mut next = Instant::now();
+            while Instant::now() < end {
+                if let Some(iv) = per_conn_interval {
+                    tokio::time::sleep_until(next.into()).await;
+                    next += iv;
+                }
+                let n = seq.fetch_add(1, Ordering::Relaxed) + 1;
+                let body = Bytes::copy_from_slice(payload(n, size).as_bytes());
+                // Origin-form target ("/pub"): not every server takes an absolute URI.
+                let target = publish.path_and_query().map_or("/", |p| p.as_str());
+                let Ok(req) = hyper::Request::post(target)
+                    .header(
+                        hyper::header::HOST,
+                        publish.authority().map_or("", |a| a.as_str()),
+                    )
+                    .header(hyper::header::CONTENT_TYPE, "application/json")
+                    .body(Full::new(body))
+                else {
+                    return;
+                };
+                if sender.ready().await.is_err() {
+                    return;
+                }
+                match sender.send_request(req).await {
+                    Ok(res) if res.status().is_success() => {
+                        let _ = http_body_util::BodyExt::collect(res.into_body()).await;
+                        published.fetch_add(1, Ordering::Relaxed);
+                    }
+                    _ => return,
+                }
+            }
+        }));
+    }
+    for p in publishers {
+        let _ = p.await;
+    }
+    let elapsed = start.elapsed();
+    let published = published.load(Ordering::Relaxed);
+    let expected = published * subscribers as u64;
+    let drain_until = Instant::now() + Duration::from_secs(10);
+    while received.load(Ordering::Relaxed) < expected && Instant::now() < drain_until {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let after = peer.pid.and_then(procfs::sample);
+    let lo_after = procfs::loopback_tx_bytes();
+    for r in &readers {
+        r.abort();
+    }
+    for r in readers {
+        let _ = r.await;
+    }
+    if let Ok(mut all) = histogram.lock() {
+        for l in &locals {
+            if let Ok(h) = l.lock() {
+                let _ = all.add(&*h);
+            }
+        }
+    }
+    let delivered = received.load(Ordering::Relaxed);
+    let cpu = match (before, after) {
+        (Some(b), Some(a)) => a.cpu_secs - b.cpu_secs,
+        _ => 0.0,
+    };
+    let ms = |v: u64| v as f64 / 1000.0;
+    let latency = histogram
+        .lock()
+        .map(|h| Latency {
+            p50: ms(h.value_at_quantile(0.5)),
+            p90: ms(h.value_at_quantile(0.9)),
+            p99: ms(h.value_at_quantile(0.99)),
+            max: ms(h.max()),
+        })
+        .unwrap_or_default();
+    Ok(VariantResult {
+        server: peer.name.clone(),
+        transport: "ws",
+        encoding: "json",
+        subscribers,
+        published,
+        delivered,
+        lost: expected.saturating_sub(delivered),
+        delivered_per_sec: delivered as f64 / elapsed.as_secs_f64().max(1e-6),
+        gateway_cpu_secs: cpu,
+        deliveries_per_cpu_sec: (cpu > 0.0).then(|| delivered as f64 / cpu),
+        latency_ms: latency,
+        bytes_per_delivery: match (lo_before, lo_after) {
+            (Some(b), Some(a)) if delivered > 0 => {
+                Some(a.saturating_sub(b) as f64 / delivered as f64)
+            }
+            _ => None,
+        },
+        gateway_rss_kib: rss,
+        connect_per_sec,
+        slow_consumers_dropped: 0,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_the_send_time_from_raw_payloads_and_livegate_frames() {
+        assert_eq!(sent_at(r#"{"t":12,"s":1,"p":"x"}"#), Some(12));
+        assert_eq!(
+            sent_at(r#"{"type":"publication","topic":"a","data":{"t":34}}"#),
+            Some(34)
+        );
+        assert_eq!(sent_at(r#"{"type":"subscribed","topic":"a"}"#), None);
+        assert_eq!(sent_at("not json"), None);
+    }
+}
