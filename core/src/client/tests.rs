@@ -40,6 +40,18 @@ impl Harness {
         }
     }
 
+    /// A client subscribed to `topics`, connected over its first transport.
+    fn connected(config: ClientConfig, topics: &[&str], heartbeat_ms: u64) -> (Self, u64) {
+        let mut h = Self::new(config);
+        for t in topics {
+            h.c.subscribe(h.now, t).unwrap();
+        }
+        h.c.connect(h.now);
+        let (conn, ..) = h.expect_connect();
+        h.open(conn, heartbeat_ms);
+        (h, conn)
+    }
+
     fn actions(&mut self) -> Vec<Action> {
         std::iter::from_fn(|| self.c.poll_action()).collect()
     }
@@ -177,11 +189,7 @@ fn connects_subscribes_and_receives() {
 
 #[test]
 fn reconnect_resumes_from_the_last_position_without_duplicates() {
-    let mut h = Harness::new(config());
-    h.c.subscribe(h.now, "t").unwrap();
-    h.c.connect(h.now);
-    let (conn, ..) = h.expect_connect();
-    h.open(conn, 25_000);
+    let (mut h, conn) = Harness::connected(config(), &["t"], 25_000);
     h.sent();
     h.frame(conn, ServerFrame::Publication(publication("t", "e1", 1)));
     h.frame(conn, ServerFrame::Publication(publication("t", "e1", 2)));
@@ -243,11 +251,7 @@ fn reconnect_resumes_from_the_last_position_without_duplicates() {
 
 #[test]
 fn unrecoverable_resume_is_reported() {
-    let mut h = Harness::new(config());
-    h.c.subscribe(h.now, "t").unwrap();
-    h.c.connect(h.now);
-    let (conn, ..) = h.expect_connect();
-    h.open(conn, 25_000);
+    let (mut h, conn) = Harness::connected(config(), &["t"], 25_000);
     h.sent();
     h.frame(conn, ServerFrame::Publication(publication("t", "e1", 1)));
     h.events();
@@ -354,10 +358,7 @@ fn a_round_of_failures_backs_off_and_the_ceiling_grows() {
 
 #[test]
 fn heartbeat_watchdog_replaces_a_silent_connection() {
-    let mut h = Harness::new(config());
-    h.c.connect(h.now);
-    let (conn, ..) = h.expect_connect();
-    h.open(conn, 2_000);
+    let (mut h, conn) = Harness::connected(config(), &[], 2_000);
     h.events();
     // Traffic keeps it alive...
     h.now += 2_500;
@@ -447,11 +448,7 @@ fn offline_queue_is_bounded() {
 fn one_way_transports_publish_over_http_and_retry_network_failures() {
     let mut cfg = config();
     cfg.transports = vec![TransportKind::Sse];
-    let mut h = Harness::new(cfg);
-    h.c.subscribe(h.now, "t").unwrap();
-    h.c.connect(h.now);
-    let (conn, ..) = h.expect_connect();
-    h.open(conn, 25_000);
+    let (mut h, _) = Harness::connected(cfg, &["t"], 25_000);
     let m =
         h.c.publish(h.now, "chat.x", None, Payload::from_json("1").unwrap())
             .unwrap();
@@ -506,10 +503,7 @@ fn one_way_transports_publish_over_http_and_retry_network_failures() {
 
 #[test]
 fn server_disconnect_without_reconnect_closes_for_good() {
-    let mut h = Harness::new(config());
-    h.c.connect(h.now);
-    let (conn, ..) = h.expect_connect();
-    h.open(conn, 25_000);
+    let (mut h, conn) = Harness::connected(config(), &[], 25_000);
     h.events();
     h.frame(
         conn,
@@ -530,10 +524,7 @@ fn server_disconnect_without_reconnect_closes_for_good() {
 
 #[test]
 fn server_disconnect_with_reconnect_retries() {
-    let mut h = Harness::new(config());
-    h.c.connect(h.now);
-    let (conn, ..) = h.expect_connect();
-    h.open(conn, 25_000);
+    let (mut h, conn) = Harness::connected(config(), &[], 25_000);
     h.frame(
         conn,
         ServerFrame::Disconnect {
@@ -549,11 +540,7 @@ fn server_disconnect_with_reconnect_retries() {
 
 #[test]
 fn garbage_and_unasked_subscriptions_are_errors_that_reconnect() {
-    let mut h = Harness::new(config());
-    h.c.subscribe(h.now, "t").unwrap();
-    h.c.connect(h.now);
-    let (conn, ..) = h.expect_connect();
-    h.open(conn, 25_000);
+    let (mut h, conn) = Harness::connected(config(), &["t"], 25_000);
     h.events();
     h.c.handle_frame(h.now, conn, b"\x00garbage{{");
     assert_eq!(h.c.state(), State::Reconnecting);
