@@ -255,12 +255,16 @@ fn event(out: &mut BytesMut, id: Option<&str>, kind: &str, data: &[u8]) {
     out.put_slice(b"event: ");
     out.put_slice(kind.as_bytes());
     out.put_slice(b"\ndata: ");
-    for &b in data {
-        if b == b'\n' || b == b'\r' {
-            out.put_slice(b"\ndata: ");
-        } else {
-            out.put_u8(b);
-        }
+    // Whole runs between line breaks, not byte by byte: this is per
+    // subscriber, and frames rarely hold a line break at all.
+    out.reserve(data.len() + 2);
+    let mut lines = data.split(|b| *b == b'\n' || *b == b'\r');
+    if let Some(first) = lines.next() {
+        out.put_slice(first);
+    }
+    for line in lines {
+        out.put_slice(b"\ndata: ");
+        out.put_slice(line);
     }
     out.put_slice(b"\n\n");
 }
@@ -296,5 +300,28 @@ async fn watchdog(
             }
             return;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_line_break_starts_a_data_line() {
+        let mut out = BytesMut::new();
+        event(
+            &mut out,
+            Some("t:e:1"),
+            "publication",
+            b"{\"a\":\n1,\r\n\"b\":2}",
+        );
+        assert_eq!(
+            &out[..],
+            b"id: t:e:1\nevent: publication\ndata: {\"a\":\ndata: 1,\ndata: \ndata: \"b\":2}\n\n"
+        );
+        let mut out = BytesMut::new();
+        event(&mut out, None, "connected", b"{}");
+        assert_eq!(&out[..], b"event: connected\ndata: {}\n\n");
     }
 }
