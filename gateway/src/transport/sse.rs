@@ -13,7 +13,6 @@ use axum::extract::{Request, State};
 use axum::http::{header, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use bytes::{BufMut, Bytes, BytesMut};
-use livegate_core::cursor::format_cursor;
 use livegate_core::protocol::{Position, ServerFrame};
 use livegate_core::Encoding;
 use tokio::sync::mpsc;
@@ -206,21 +205,36 @@ impl StreamState {
         }
     }
 
-    fn cursor(&self) -> String {
-        format_cursor(
-            self.topics
-                .iter()
-                .filter_map(|t| self.positions.get(t).map(|p| (t.as_str(), p))),
-        )
+    /// Moves a topic's position to a publication, reusing what it holds:
+    /// this runs for every delivery.
+    fn advance(&mut self, p: &livegate_core::Publication) {
+        match self.positions.get_mut(p.topic.as_str()) {
+            Some(pos) => {
+                if pos.epoch != p.epoch {
+                    pos.epoch.clone_from(&p.epoch);
+                }
+                pos.offset = p.offset;
+            }
+            None => {
+                self.positions.insert(p.topic.clone(), p.position());
+            }
+        }
+    }
+
+    /// Writes the stream's cursor (`docs/protocol.md` §4.4, the same text as
+    /// `format_cursor`) straight into the chunk, without a string per event.
+    fn write_cursor(&self, out: &mut BytesMut) {
+        write_cursor(out, &self.topics, &self.positions);
     }
 
     fn write_item(&mut self, out: &mut BytesMut, item: Outbound) {
         match item {
             Outbound::Publication(p) => {
-                self.positions
-                    .insert(p.publication.topic.clone(), p.publication.position());
-                let id = self.cursor();
-                event(out, Some(&id), "publication", p.frame(Encoding::Json));
+                self.advance(&p.publication);
+                out.put_slice(b"id: ");
+                self.write_cursor(out);
+                out.put_u8(b'\n');
+                event(out, None, "publication", p.frame(Encoding::Json));
             }
             Outbound::Subscribed(s) => {
                 if !s.recovered {
@@ -241,6 +255,20 @@ impl StreamState {
                 event(out, None, kind, &bytes);
             }
         }
+    }
+}
+
+fn write_cursor(out: &mut BytesMut, topics: &[String], positions: &HashMap<String, Position>) {
+    use std::fmt::Write as _;
+    let mut first = true;
+    for t in topics {
+        let Some(p) = positions.get(t) else { continue };
+        if !first {
+            out.put_u8(b',');
+        }
+        first = false;
+        // Writing into a BytesMut cannot fail.
+        let _ = write!(out, "{t}:{}:{}", p.epoch, p.offset);
     }
 }
 
@@ -306,6 +334,35 @@ async fn watchdog(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cursor_written_in_place_matches_the_core_format() {
+        let topics = vec!["a".to_owned(), "b.c".to_owned(), "missing".to_owned()];
+        let mut positions = HashMap::new();
+        positions.insert(
+            "a".to_owned(),
+            Position {
+                epoch: "e1".into(),
+                offset: 7,
+            },
+        );
+        positions.insert(
+            "b.c".to_owned(),
+            Position {
+                epoch: "e2".into(),
+                offset: 0,
+            },
+        );
+        let mut out = BytesMut::new();
+        write_cursor(&mut out, &topics, &positions);
+        let expected = livegate_core::cursor::format_cursor(
+            topics
+                .iter()
+                .filter_map(|t| positions.get(t).map(|p| (t.as_str(), p))),
+        );
+        assert_eq!(&out[..], expected.as_bytes());
+        assert_eq!(expected, "a:e1:7,b.c:e2:0");
+    }
 
     #[test]
     fn every_line_break_starts_a_data_line() {
