@@ -59,10 +59,18 @@ def test_impossible_parameters_say_what_is_wrong(args, message):
 
 
 def test_too_few_file_descriptors_suggests_ulimit():
-    r = subprocess.run(["bash", "-c", f"ulimit -n 256; exec {binary_path()} bench -n 500 --quiet"],
-                       capture_output=True, text=True, timeout=60, env={**os.environ, "RUST_BACKTRACE": "0"})
-    assert r.returncode != 0
-    assert "ulimit -n" in r.stderr, r.stderr
-    # Nothing was left running.
-    left = subprocess.run(["pgrep", "-f", "livegate-bench-"], capture_output=True, text=True)
+    proc = subprocess.Popen(["bash", "-c", f"ulimit -n 256; exec {binary_path()} bench -n 500 --quiet"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "RUST_BACKTRACE": "0"})
+    try:
+        _, stderr = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode != 0
+    assert "ulimit -n" in stderr, stderr
+    # Nothing this run started is left: its gateways' config paths carry its pid
+    # (`exec` kept the pid of the bash process).
+    left = subprocess.run(["pgrep", "-f", f"livegate-bench-{proc.pid}-"], capture_output=True, text=True)
     assert left.stdout.strip() == "", left.stdout
