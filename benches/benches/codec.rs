@@ -9,7 +9,6 @@
 //! Throughput is the size of the encoded frame.
 
 use std::hint::black_box;
-use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use livegate_benches::{json_payload, msgpack_payload};
@@ -110,11 +109,7 @@ fn bench_to_msgpack(c: &mut Criterion) {
 
 criterion_group! {
     name = benches;
-    config = Criterion::default()
-        .sample_size(20)
-        .warm_up_time(Duration::from_secs(1))
-        .measurement_time(Duration::from_secs(2))
-        .without_plots();
+    config = livegate_benches::config(2);
     targets = bench_publication, bench_publish, bench_to_msgpack
 }
 criterion_main!(benches);

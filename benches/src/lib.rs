@@ -2,7 +2,20 @@
 //! `README.md`); the benchmarks themselves are the crate's bench targets.
 #![forbid(unsafe_code)]
 
+use std::time::Duration;
+
+use criterion::Criterion;
 use livegate_core::Payload;
+
+/// The settings every benchmark here uses: short enough that the whole set
+/// runs in a couple of minutes on two cores.
+pub fn config(measurement_secs: u64) -> Criterion {
+    Criterion::default()
+        .sample_size(20)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(measurement_secs))
+        .without_plots()
+}
 
 /// A JSON object of exactly `size` bytes (at least 42): an `items` array of
 /// small records, so transcoding sees a realistic mix of strings, integers,
