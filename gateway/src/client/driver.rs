@@ -4,20 +4,18 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use http_body_util::Full;
-use hyper::Request;
 use livegate_core::client::{
     Action, Client as Engine, Event, HttpPublishError, State, TransportKind,
 };
-use livegate_core::payload::PayloadKind;
 use livegate_core::protocol::Position;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use super::http::{self, Endpoint};
+use super::http::Endpoint;
+use super::publisher::{publish_once, HTTP_PUBLISH_TIMEOUT};
 use super::transport::{self, Io, Open};
-use super::{Ack, ClientError, Command, SubscriptionEvent};
+use super::{Ack, ClientError, Command, Listener, StateChange, Status, SubscriptionEvent};
 
 struct Conn {
     outgoing: Option<mpsc::UnboundedSender<Vec<u8>>>,
@@ -29,11 +27,11 @@ pub(super) struct Driver {
     endpoint: Endpoint,
     token: Option<String>,
     api_key: Option<String>,
-    state: watch::Sender<State>,
+    state: watch::Sender<Status>,
     start: Instant,
     conns: HashMap<u64, Conn>,
     subscribers: HashMap<String, Vec<mpsc::UnboundedSender<SubscriptionEvent>>>,
-    listeners: Vec<mpsc::UnboundedSender<Event>>,
+    listeners: Vec<Listener>,
     publishes: HashMap<String, oneshot::Sender<Result<Ack, ClientError>>>,
     io_tx: mpsc::UnboundedSender<Io>,
     io_rx: mpsc::UnboundedReceiver<Io>,
@@ -41,6 +39,7 @@ pub(super) struct Driver {
     http_rx: mpsc::UnboundedReceiver<(String, Result<Position, HttpPublishError>)>,
     closing: Vec<oneshot::Sender<()>>,
     wt: transport::WtOptions,
+    pinned: std::collections::HashSet<String>,
 }
 
 impl Driver {
@@ -49,8 +48,8 @@ impl Driver {
         endpoint: Endpoint,
         token: Option<String>,
         api_key: Option<String>,
-        state: watch::Sender<State>,
-        listeners: Vec<mpsc::UnboundedSender<Event>>,
+        state: watch::Sender<Status>,
+        listeners: Vec<Listener>,
         wt: transport::WtOptions,
     ) -> Self {
         let (io_tx, io_rx) = mpsc::unbounded_channel();
@@ -72,7 +71,14 @@ impl Driver {
             http_rx,
             closing: Vec::new(),
             wt,
+            pinned: Default::default(),
         }
+    }
+
+    /// Topics subscribed at build time: kept when their last subscription goes.
+    pub(super) fn pinned(mut self, topics: std::collections::HashSet<String>) -> Self {
+        self.pinned = topics;
+        self
     }
 
     fn now(&self) -> u64 {
@@ -128,16 +134,14 @@ impl Driver {
         commands.close();
         while let Some(cmd) = commands.recv().await {
             match cmd {
-                Command::Subscribe(_, _, reply) => {
-                    let _ = reply.send(Err(ClientError::Closed));
-                }
+                Command::Subscribe(_, tx, reply) => refuse(tx, reply, ClientError::Closed),
                 Command::Publish { reply, .. } => {
                     let _ = reply.send(Err(ClientError::Closed));
                 }
                 Command::Close(done) => {
                     let _ = done.send(());
                 }
-                Command::Events(_) => {}
+                Command::Events(_) | Command::Release(_) => {}
             }
         }
     }
@@ -145,15 +149,25 @@ impl Driver {
     fn command(&mut self, cmd: Command) {
         let now = self.now();
         match cmd {
-            Command::Subscribe(topic, tx, reply) => {
-                let result = self
-                    .engine
-                    .subscribe(now, &topic)
-                    .map_err(|e| command_error(&e));
-                if result.is_ok() {
+            Command::Subscribe(topic, tx, reply) => match self.engine.subscribe(now, &topic) {
+                Ok(()) => {
                     self.subscribers.entry(topic).or_default().push(tx);
+                    if let Some(reply) = reply {
+                        let _ = reply.send(Ok(()));
+                    }
                 }
-                let _ = reply.send(result);
+                Err(e) => refuse(tx, reply, command_error(&e)),
+            },
+            Command::Release(topic) => {
+                let Some(list) = self.subscribers.get_mut(&topic) else {
+                    return;
+                };
+                list.retain(|s| !s.is_closed());
+                // Topics named at build time stay: their events feed `events()`.
+                if list.is_empty() && !self.pinned.contains(&topic) {
+                    self.subscribers.remove(&topic);
+                    self.engine.unsubscribe(now, &topic);
+                }
             }
             Command::Publish {
                 topic,
@@ -168,7 +182,7 @@ impl Driver {
                     let _ = reply.send(Err(command_error(&e)));
                 }
             },
-            Command::Events(tx) => self.listeners.push(tx),
+            Command::Events(listener) => self.listeners.push(listener),
             Command::Close(done) => {
                 self.closing.push(done);
                 self.engine.close(now);
@@ -246,9 +260,16 @@ impl Driver {
                 let api_key = self.api_key.clone();
                 let results = self.http_tx.clone();
                 tokio::spawn(async move {
-                    let result =
-                        http_publish(&endpoint, api_key.as_deref(), &msg_id, &topic, event, &data)
-                            .await;
+                    let result = publish_once(
+                        &endpoint,
+                        api_key.as_deref(),
+                        &msg_id,
+                        &topic,
+                        event,
+                        &data,
+                        HTTP_PUBLISH_TIMEOUT,
+                    )
+                    .await;
                     let _ = results.send((msg_id, result));
                 });
             }
@@ -257,10 +278,24 @@ impl Driver {
     }
 
     fn dispatch(&mut self, event: Event) {
-        self.listeners.retain(|l| l.send(event.clone()).is_ok());
+        let publication = matches!(event, Event::Publication(_));
+        self.listeners
+            .retain(|l| (publication && !l.publications) || l.tx.send(event.clone()).is_ok());
         match event {
-            Event::State { to, .. } => {
-                let _ = self.state.send(to);
+            Event::State { from, to, reason } => {
+                self.state.send_modify(|s| {
+                    s.state = to;
+                    s.change = Some(StateChange {
+                        from,
+                        to,
+                        code: reason.code().to_owned(),
+                        message: reason.to_string(),
+                    });
+                });
+            }
+            Event::Error { code, message } => {
+                self.state
+                    .send_modify(|s| s.error = Some((code.clone(), message.clone())));
             }
             Event::Publication(p) => {
                 let topic = p.topic.clone();
@@ -325,6 +360,27 @@ impl Driver {
     }
 }
 
+/// Answers a refused subscribe on its reply channel, or else on its stream.
+fn refuse(
+    tx: mpsc::UnboundedSender<SubscriptionEvent>,
+    reply: Option<oneshot::Sender<Result<(), ClientError>>>,
+    error: ClientError,
+) {
+    match reply {
+        Some(reply) => {
+            let _ = reply.send(Err(error));
+        }
+        None => {
+            let (code, message) = match &error {
+                ClientError::Closed => ("closed".to_owned(), error.to_string()),
+                ClientError::Refused { code, message } => (code.clone(), message.clone()),
+                other => ("invalid".to_owned(), other.to_string()),
+            };
+            let _ = tx.send(SubscriptionEvent::Failed { code, message });
+        }
+    }
+}
+
 fn command_error(e: &livegate_core::client::CommandError) -> ClientError {
     match e {
         livegate_core::client::CommandError::Closed => ClientError::Closed,
@@ -337,70 +393,4 @@ async fn sleep_until(deadline: Option<Instant>) {
         Some(d) => tokio::time::sleep_until(d).await,
         None => std::future::pending().await,
     }
-}
-
-/// How long one HTTP publish may take before it counts as lost (and is retried).
-const HTTP_PUBLISH_TIMEOUT: Duration = Duration::from_secs(15);
-
-/// `POST /api/publish/{topic}` with the payload as it was made (JSON,
-/// MessagePack or binary, by content type) and the msg_id for dedupe;
-/// `retry` when worth retrying (network, timeout, 5xx).
-async fn http_publish(
-    endpoint: &Endpoint,
-    api_key: Option<&str>,
-    msg_id: &str,
-    topic: &str,
-    event: Option<String>,
-    data: &livegate_core::Payload,
-) -> Result<Position, HttpPublishError> {
-    let err = |code: &str, message: String, retry: bool| HttpPublishError {
-        code: code.to_owned(),
-        message,
-        retry,
-    };
-    let content_type = match data.kind() {
-        PayloadKind::Json => "application/json",
-        PayloadKind::Msgpack => "application/msgpack",
-        PayloadKind::Binary => "application/octet-stream",
-    };
-    let mut path = format!("/api/publish/{topic}?msg_id={}", http::encode(msg_id));
-    if let Some(e) = &event {
-        path.push_str(&format!("&event={}", http::encode(e)));
-    }
-    let mut b = Request::post(endpoint.path(&path))
-        .header(hyper::header::HOST, endpoint.authority())
-        .header(hyper::header::CONTENT_TYPE, content_type);
-    if let Some(k) = api_key {
-        b = b.header(hyper::header::AUTHORIZATION, format!("Bearer {k}"));
-    }
-    let req = b
-        .body(Full::new(data.as_bytes().clone()))
-        .map_err(|e| err("bad_request", e.to_string(), false))?;
-    let io = |e: ClientError| err("io", e.to_string(), true);
-    let answer = tokio::time::timeout(HTTP_PUBLISH_TIMEOUT, async {
-        let res = http::send(endpoint, req).await.map_err(io)?;
-        let status = res.status();
-        let bytes = http::body_bytes(res, 64 * 1024).await.map_err(io)?;
-        Ok::<_, HttpPublishError>((status, bytes))
-    })
-    .await
-    .map_err(|_| {
-        err(
-            "timeout",
-            "the gateway did not answer the publish in time".into(),
-            true,
-        )
-    })?;
-    let (status, bytes) = answer?;
-    let v: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
-    if status.is_success() {
-        let epoch = v["epoch"].as_str().unwrap_or_default().to_owned();
-        let offset = v["offset"].as_u64().unwrap_or_default();
-        return Ok(Position { epoch, offset });
-    }
-    let code = v["code"].as_str().unwrap_or("http_error").to_owned();
-    let message = v["message"]
-        .as_str()
-        .map_or_else(|| format!("HTTP {status}"), str::to_owned);
-    Err(err(&code, message, status.is_server_error()))
 }

@@ -18,7 +18,10 @@
 
 mod driver;
 pub mod http;
+mod publisher;
 pub mod transport;
+
+pub use publisher::Publisher;
 
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -205,17 +208,25 @@ impl ClientBuilder {
     /// from the very first one (the first state change included).
     pub fn connect_with_events(self) -> Result<(Client, EventStream), ClientError> {
         let (tx, rx) = mpsc::unbounded_channel();
-        Ok((self.start(vec![tx])?, EventStream { rx }))
+        let listener = Listener {
+            tx,
+            publications: true,
+        };
+        Ok((self.start(vec![listener])?, EventStream { rx }))
     }
 
-    fn start(self, listeners: Vec<mpsc::UnboundedSender<Event>>) -> Result<Client, ClientError> {
+    fn start(self, listeners: Vec<Listener>) -> Result<Client, ClientError> {
         let endpoint = Endpoint::parse(&self.url)?;
         if self.config.transports.is_empty() {
             return Err(ClientError::Invalid("no transport to use".into()));
         }
         let runtime = tokio::runtime::Handle::try_current().map_err(|_| ClientError::NoRuntime)?;
         let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
-        let (state_tx, state_rx) = watch::channel(State::Disconnected);
+        let (state_tx, state_rx) = watch::channel(Status {
+            state: State::Disconnected,
+            change: None,
+            error: None,
+        });
         let seed = {
             let mut b = [0u8; 8];
             let _ = getrandom::fill(&mut b);
@@ -235,7 +246,8 @@ impl ClientBuilder {
             state_tx,
             listeners,
             self.wt,
-        );
+        )
+        .pinned(self.topics.into_iter().collect());
         runtime.spawn(driver.run(cmd_rx));
         Ok(Client {
             commands: cmd_tx,
@@ -245,26 +257,46 @@ impl ClientBuilder {
 }
 
 pub(crate) enum Command {
+    /// Without a reply channel, a refusal reaches the stream as `Failed`.
     Subscribe(
         String,
         mpsc::UnboundedSender<SubscriptionEvent>,
-        oneshot::Sender<Result<(), ClientError>>,
+        Option<oneshot::Sender<Result<(), ClientError>>>,
     ),
+    /// A [`Subscription`] was dropped: unsubscribe when it was the topic's last.
+    Release(String),
     Publish {
         topic: String,
         event: Option<String>,
         data: Payload,
         reply: oneshot::Sender<Result<Ack, ClientError>>,
     },
-    Events(mpsc::UnboundedSender<Event>),
+    Events(Listener),
     Close(oneshot::Sender<()>),
+}
+
+/// Where engine events go besides subscriptions.
+pub(crate) struct Listener {
+    pub(crate) tx: mpsc::UnboundedSender<Event>,
+    /// Whether it wants every publication too (status listeners do not).
+    pub(crate) publications: bool,
+}
+
+/// The state and why it was entered.
+#[derive(Debug, Clone)]
+pub(crate) struct Status {
+    pub(crate) state: State,
+    pub(crate) change: Option<StateChange>,
+    /// The last error event (`code`, `message`), such as a transport that
+    /// failed to open.
+    pub(crate) error: Option<(String, String)>,
 }
 
 /// A handle on a running client; clones share the connection.
 #[derive(Clone, Debug)]
 pub struct Client {
     commands: mpsc::UnboundedSender<Command>,
-    state: watch::Receiver<State>,
+    state: watch::Receiver<Status>,
 }
 
 impl Client {
@@ -274,10 +306,24 @@ impl Client {
         let (tx, rx) = mpsc::unbounded_channel();
         let (reply, answer) = oneshot::channel();
         self.commands
-            .send(Command::Subscribe(topic.to_owned(), tx, reply))
+            .send(Command::Subscribe(topic.to_owned(), tx, Some(reply)))
             .map_err(|_| ClientError::Closed)?;
+        let subscription = Subscription::new(topic, rx, self.commands.clone());
         answer.await.map_err(|_| ClientError::Closed)??;
-        Ok(Subscription { rx })
+        Ok(subscription)
+    }
+
+    /// Subscribes without waiting (for callers that cannot await, such as
+    /// bindings): a bad topic name or a closed client is an error now; any
+    /// later refusal arrives on the stream as [`SubscriptionEvent::Failed`].
+    pub fn subscribe_now(&self, topic: &str) -> Result<Subscription, ClientError> {
+        livegate_core::topic::validate_topic(topic)
+            .map_err(|e| ClientError::Invalid(e.to_string()))?;
+        let (tx, rx) = mpsc::unbounded_channel();
+        self.commands
+            .send(Command::Subscribe(topic.to_owned(), tx, None))
+            .map_err(|_| ClientError::Closed)?;
+        Ok(Subscription::new(topic, rx, self.commands.clone()))
     }
 
     /// Publishes and waits for the gateway's ack. While disconnected the
@@ -315,20 +361,44 @@ impl Client {
     /// Every engine event from now on (state changes, publications of all
     /// topics, errors), for logging and tools such as `livegate sub`.
     pub fn events(&self) -> EventStream {
+        self.listen(true)
+    }
+
+    /// Every engine event but publications, from now on: state changes,
+    /// subscriptions live, recovered or refused, errors.
+    pub fn status_events(&self) -> EventStream {
+        self.listen(false)
+    }
+
+    fn listen(&self, publications: bool) -> EventStream {
         let (tx, rx) = mpsc::unbounded_channel();
-        let _ = self.commands.send(Command::Events(tx));
+        let _ = self
+            .commands
+            .send(Command::Events(Listener { tx, publications }));
         EventStream { rx }
     }
 
     /// The current state.
     pub fn state(&self) -> State {
-        *self.state.borrow()
+        self.state.borrow().state
+    }
+
+    /// The last state change, with its reason (why the client is not
+    /// connected, say); `None` before the first.
+    pub fn last_state_change(&self) -> Option<StateChange> {
+        self.state.borrow().change.clone()
+    }
+
+    /// The last error the engine reported, as `(code, message)`: a transport
+    /// that failed to open, a frame it could not accept.
+    pub fn last_error(&self) -> Option<(String, String)> {
+        self.state.borrow().error.clone()
     }
 
     /// State changes from now on, with their reasons.
     pub fn state_changes(&self) -> impl Stream<Item = StateChange> + Send + 'static {
         use futures_util::StreamExt;
-        self.events().filter_map(|e| {
+        self.status_events().filter_map(|e| {
             std::future::ready(match e {
                 Event::State { from, to, reason } => Some(StateChange {
                     from,
@@ -345,9 +415,9 @@ impl Client {
     pub async fn wait_for(&self, state: State) -> State {
         let mut rx = self.state.clone();
         let r = rx
-            .wait_for(|s| *s == state || *s == State::Closed)
+            .wait_for(|s| s.state == state || s.state == State::Closed)
             .await
-            .map(|s| *s);
+            .map(|s| s.state);
         r.unwrap_or(State::Closed)
     }
 
@@ -360,10 +430,51 @@ impl Client {
     }
 }
 
-/// A subscription's events.
+/// A subscription's events. Dropping it unsubscribes the topic once no other
+/// subscription of this client needs it.
 #[derive(Debug)]
 pub struct Subscription {
+    topic: String,
     rx: mpsc::UnboundedReceiver<SubscriptionEvent>,
+    commands: mpsc::UnboundedSender<Command>,
+}
+
+impl Subscription {
+    fn new(
+        topic: &str,
+        rx: mpsc::UnboundedReceiver<SubscriptionEvent>,
+        commands: mpsc::UnboundedSender<Command>,
+    ) -> Self {
+        Self {
+            topic: topic.to_owned(),
+            rx,
+            commands,
+        }
+    }
+
+    /// The topic.
+    pub fn topic(&self) -> &str {
+        &self.topic
+    }
+
+    /// The next event if one is waiting, without waiting: `Ok(None)` when
+    /// none is, `Err(Closed)` once the stream has ended.
+    pub fn try_next(&mut self) -> Result<Option<SubscriptionEvent>, ClientError> {
+        match self.rx.try_recv() {
+            Ok(e) => Ok(Some(e)),
+            Err(mpsc::error::TryRecvError::Empty) => Ok(None),
+            Err(mpsc::error::TryRecvError::Disconnected) => Err(ClientError::Closed),
+        }
+    }
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        self.rx.close();
+        let _ = self
+            .commands
+            .send(Command::Release(std::mem::take(&mut self.topic)));
+    }
 }
 
 impl Stream for Subscription {

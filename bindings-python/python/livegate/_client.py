@@ -1,0 +1,197 @@
+"""The asyncio client."""
+
+from __future__ import annotations
+
+from collections import deque
+from types import TracebackType
+from typing import Any, Deque, Iterable, Optional, Sequence, Type, Union
+
+from . import _options
+from ._livegate import Ack, Publication, RawStatus, RawSubscription, StatusEvent, Window
+from .errors import ClosedError
+
+#: Items moved from Rust to Python per call.
+_BATCH = 1024
+
+
+class Client:
+    """A connection to a livegate gateway, for asyncio code.
+
+    The client starts connecting as soon as it is made and from then on
+    reconnects by itself, with backoff, resuming every subscription where it
+    left off. ``transports`` are tried best first (default: WebTransport,
+    WebSocket, SSE, long-poll); ``encoding`` is the frame encoding on
+    WebSocket and WebTransport (``"msgpack"`` or ``"json"``).
+
+    >>> async with livegate.Client("http://127.0.0.1:8080") as client:
+    ...     async for pub in client.subscribe("metrics.cpu"):
+    ...         print(pub.offset, pub.data)
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        transports: Union[None, str, Sequence[str]] = None,
+        encoding: str = "msgpack",
+        token: Optional[str] = None,
+        api_key: Optional[str] = None,
+        backoff: Optional[tuple[float, float]] = None,
+        topics: Iterable[str] = (),
+        webtransport_insecure: bool = False,
+        webtransport_cert_hash: Optional[str] = None,
+    ) -> None:
+        self._raw = _options.raw_client(
+            url,
+            transports,
+            encoding,
+            token,
+            api_key,
+            backoff,
+            topics,
+            webtransport_insecure,
+            webtransport_cert_hash,
+        )
+        self._closed = False
+
+    @property
+    def state(self) -> str:
+        """``"connecting"``, ``"connected"``, ``"reconnecting"`` or ``"closed"``."""
+        return self._raw.state
+
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` was called (or the gateway closed it for good)."""
+        return self._closed or self._raw.state == "closed"
+
+    def _check_open(self) -> None:
+        if self.closed:
+            raise ClosedError(
+                "the client is closed; create a new one to connect again", "closed"
+            )
+
+    async def connect(self, timeout: Optional[float] = 10.0) -> "Client":
+        """Waits until connected. Raises :class:`livegate.ConnectionError`
+        (with the last reason) after ``timeout`` seconds; the client keeps
+        trying in the background, so calling again may succeed."""
+        self._check_open()
+        await self._raw.wait_connected(_options.timeout(timeout))
+        return self
+
+    async def __aenter__(self) -> "Client":
+        return await self.connect()
+
+    async def __aexit__(
+        self,
+        exc_type: Optional[Type[BaseException]],
+        exc: Optional[BaseException],
+        tb: Optional[TracebackType],
+    ) -> None:
+        await self.close()
+
+    def subscribe(self, topic: str, *, with_status: bool = False) -> "Subscription":
+        """Subscribes to ``topic``. Iterate the result with ``async for`` to
+        get its publications, each exactly once and in order across
+        reconnects. With ``with_status=True`` the iteration also yields the
+        subscription's :class:`StatusEvent` s (``subscribed``, ``recovered``)
+        in order with the publications."""
+        self._check_open()
+        return Subscription(self._raw.subscribe(_options.topic(topic), bool(with_status)))
+
+    def window(self, topic: str, size: int = 100) -> Window:
+        """The last ``size`` publications of ``topic``, kept up to date in the
+        background; reading it never waits."""
+        self._check_open()
+        return self._raw.window(_options.topic(topic), int(size))
+
+    def status(self) -> "StatusStream":
+        """Status events from now on: state changes with their reasons,
+        subscriptions live, recovered (or not) after a reconnect, refused."""
+        self._check_open()
+        return StatusStream(self._raw.status())
+
+    async def publish(self, topic: str, data: Any, event: Optional[str] = None) -> Ack:
+        """Publishes ``data`` (JSON-compatible values, or ``bytes`` for a
+        binary payload) and returns the gateway's :class:`Ack`. While
+        disconnected the publish waits in the offline queue; a retried publish
+        lands once. Publishes keep the order of the calls."""
+        self._check_open()
+        return await self._raw.publish(_options.topic(topic), data, _options.event(event))
+
+    async def close(self) -> None:
+        """Closes the connection and stops reconnecting; subscriptions end."""
+        self._closed = True
+        await self._raw.close()
+
+    def __repr__(self) -> str:
+        return repr(self._raw)
+
+
+class Subscription:
+    """A topic's publications, as an async iterator."""
+
+    def __init__(self, raw: RawSubscription) -> None:
+        self._raw = raw
+        self._buffer: Deque[Union[Publication, StatusEvent]] = deque()
+
+    @property
+    def topic(self) -> str:
+        return self._raw.topic
+
+    def __aiter__(self) -> "Subscription":
+        return self
+
+    async def __anext__(self) -> Publication:
+        # Publications come from Rust in batches: one wake-up of the event
+        # loop per batch, not per publication.
+        while True:
+            if self._buffer:
+                return self._buffer.popleft()  # type: ignore[return-value]
+            batch = self._raw.drain(_BATCH)
+            if batch:
+                self._buffer.extend(batch)
+                continue
+            if not await self._raw.wait():
+                raise StopAsyncIteration
+
+    async def get(self) -> Publication:
+        """The next publication (raises StopAsyncIteration once ended)."""
+        return await self.__anext__()
+
+    def close(self) -> None:
+        """Unsubscribes (once no other subscription of the client needs the topic)."""
+        self._raw.close()
+
+    async def __aenter__(self) -> "Subscription":
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Subscription(topic={self.topic!r})"
+
+
+class StatusStream:
+    """Status events, as an async iterator."""
+
+    def __init__(self, raw: RawStatus) -> None:
+        self._raw = raw
+        self._buffer: Deque[StatusEvent] = deque()
+
+    def __aiter__(self) -> "StatusStream":
+        return self
+
+    async def __anext__(self) -> StatusEvent:
+        while True:
+            if self._buffer:
+                return self._buffer.popleft()
+            batch = self._raw.drain(_BATCH)
+            if batch:
+                self._buffer.extend(batch)
+                continue
+            if not await self._raw.wait():
+                raise StopAsyncIteration
+
+    def close(self) -> None:
+        self._raw.close()

@@ -1,0 +1,252 @@
+//! The objects handed to Python: publications, acks and status events.
+
+use livegate::client::{Ack as RustAck, SubscriptionEvent};
+use livegate_core::client::Event;
+use livegate_core::protocol::Publication as RustPublication;
+use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
+use pyo3::types::{PyAny, PyString};
+
+use crate::convert::from_payload;
+
+/// One publication of a topic, delivered exactly once and in order.
+#[pyclass(frozen, module = "livegate", name = "Publication")]
+pub struct Publication {
+    /// The topic.
+    #[pyo3(get)]
+    topic: Py<PyString>,
+    /// Its offset in the topic (the first publication is 1).
+    #[pyo3(get)]
+    offset: u64,
+    /// The topic's epoch (changes when the topic's history restarts).
+    #[pyo3(get)]
+    epoch: Py<PyString>,
+    /// The event name, such as `"health_change"`, or None.
+    #[pyo3(get)]
+    event: Option<Py<PyString>>,
+    /// The payload as Python objects (`bytes` for a binary payload).
+    #[pyo3(get)]
+    data: Py<PyAny>,
+    /// When the gateway accepted it, in milliseconds since the Unix epoch.
+    #[pyo3(get)]
+    time_ms: u64,
+}
+
+impl Publication {
+    pub fn new(py: Python<'_>, p: &RustPublication) -> PyResult<Self> {
+        Ok(Self {
+            topic: PyString::new(py, &p.topic).unbind(),
+            offset: p.offset,
+            epoch: PyString::new(py, &p.epoch).unbind(),
+            event: p.event.as_deref().map(|e| PyString::new(py, e).unbind()),
+            data: from_payload(py, &p.data)?.unbind(),
+            time_ms: p.time_ms,
+        })
+    }
+}
+
+#[pymethods]
+impl Publication {
+    /// When the gateway accepted it, as an aware UTC `datetime`.
+    #[getter]
+    fn time<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        static UTC: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+        static DATETIME: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+        let utc = UTC.get_or_try_init(py, || {
+            py.import("datetime")?
+                .getattr("timezone")?
+                .getattr("utc")
+                .map(Bound::unbind)
+        })?;
+        let datetime = DATETIME.get_or_try_init(py, || {
+            py.import("datetime")?
+                .getattr("datetime")
+                .map(Bound::unbind)
+        })?;
+        datetime.bind(py).call_method1(
+            "fromtimestamp",
+            (self.time_ms as f64 / 1000.0, utc.bind(py)),
+        )
+    }
+
+    fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
+        let data = self.data.bind(py).repr()?;
+        let event = match &self.event {
+            Some(e) => format!(", event={}", e.bind(py).repr()?),
+            None => String::new(),
+        };
+        Ok(format!(
+            "Publication(topic={}, offset={}, epoch={}{event}, data={data})",
+            self.topic.bind(py).repr()?,
+            self.offset,
+            self.epoch.bind(py).repr()?,
+        ))
+    }
+}
+
+/// A publish acknowledged by the gateway.
+#[pyclass(frozen, get_all, module = "livegate", name = "Ack")]
+pub struct Ack {
+    /// The topic.
+    topic: String,
+    /// The topic's epoch.
+    epoch: String,
+    /// The publication's offset.
+    offset: u64,
+    /// The client-generated id the gateway deduplicates retries by.
+    msg_id: String,
+}
+
+impl From<RustAck> for Ack {
+    fn from(a: RustAck) -> Self {
+        Self {
+            topic: a.topic,
+            epoch: a.position.epoch,
+            offset: a.position.offset,
+            msg_id: a.msg_id,
+        }
+    }
+}
+
+#[pymethods]
+impl Ack {
+    fn __repr__(&self) -> String {
+        format!(
+            "Ack(topic={:?}, epoch={:?}, offset={}, msg_id={:?})",
+            self.topic, self.epoch, self.offset, self.msg_id
+        )
+    }
+}
+
+/// Something about the connection or a subscription other than a publication.
+///
+/// `kind` is one of `"state"` (the connection changed state: `state`,
+/// `previous`, `code`, `message`), `"subscribed"` (a subscription is live:
+/// `topic`, `epoch`, `offset`), `"recovered"` (after a reconnect: `topic`,
+/// `recovered`, `epoch`, `offset`; `recovered=False` means publications were
+/// lost for good and the app should reload its state), `"subscribe_failed"`
+/// (`topic`, `code`, `message`) or `"error"` (`code`, `message`).
+#[pyclass(frozen, get_all, module = "livegate", name = "StatusEvent")]
+#[derive(Default)]
+pub struct StatusEvent {
+    kind: &'static str,
+    topic: Option<String>,
+    state: Option<&'static str>,
+    previous: Option<&'static str>,
+    code: Option<String>,
+    message: Option<String>,
+    recovered: Option<bool>,
+    epoch: Option<String>,
+    offset: Option<u64>,
+}
+
+impl StatusEvent {
+    /// The status event for an engine event, if it is one.
+    pub fn from_event(e: &Event) -> Option<Self> {
+        Some(match e {
+            Event::State { from, to, reason } => Self {
+                kind: "state",
+                state: Some(to.as_str()),
+                previous: Some(from.as_str()),
+                code: Some(reason.code().to_owned()),
+                message: Some(reason.to_string()),
+                ..Self::default()
+            },
+            Event::Subscribed { topic, position } => Self {
+                kind: "subscribed",
+                topic: Some(topic.clone()),
+                epoch: Some(position.epoch.clone()),
+                offset: Some(position.offset),
+                ..Self::default()
+            },
+            Event::Recovered {
+                topic,
+                recovered,
+                position,
+            } => Self {
+                kind: "recovered",
+                topic: Some(topic.clone()),
+                recovered: Some(*recovered),
+                epoch: Some(position.epoch.clone()),
+                offset: Some(position.offset),
+                ..Self::default()
+            },
+            Event::SubscribeFailed {
+                topic,
+                code,
+                message,
+            } => Self {
+                kind: "subscribe_failed",
+                topic: Some(topic.clone()),
+                code: Some(code.clone()),
+                message: Some(message.clone()),
+                ..Self::default()
+            },
+            Event::Error { code, message } => Self {
+                kind: "error",
+                code: Some(code.clone()),
+                message: Some(message.clone()),
+                ..Self::default()
+            },
+            _ => return None,
+        })
+    }
+
+    /// The status event for a subscription's own event (publications are not).
+    pub fn from_subscription(topic: &str, e: &SubscriptionEvent) -> Option<Self> {
+        let topic = Some(topic.to_owned());
+        Some(match e {
+            SubscriptionEvent::Subscribed(p) => Self {
+                kind: "subscribed",
+                topic,
+                epoch: Some(p.epoch.clone()),
+                offset: Some(p.offset),
+                ..Self::default()
+            },
+            SubscriptionEvent::Recovered {
+                recovered,
+                position,
+            } => Self {
+                kind: "recovered",
+                topic,
+                recovered: Some(*recovered),
+                epoch: Some(position.epoch.clone()),
+                offset: Some(position.offset),
+                ..Self::default()
+            },
+            SubscriptionEvent::Failed { code, message } => Self {
+                kind: "subscribe_failed",
+                topic,
+                code: Some(code.clone()),
+                message: Some(message.clone()),
+                ..Self::default()
+            },
+            _ => return None,
+        })
+    }
+}
+
+#[pymethods]
+impl StatusEvent {
+    fn __repr__(&self) -> String {
+        let mut parts = vec![format!("kind={:?}", self.kind)];
+        let mut add = |name: &str, v: Option<String>| {
+            if let Some(v) = v {
+                parts.push(format!("{name}={v}"));
+            }
+        };
+        add("topic", self.topic.as_ref().map(|t| format!("{t:?}")));
+        add("state", self.state.map(|s| format!("{s:?}")));
+        add("previous", self.previous.map(|s| format!("{s:?}")));
+        add(
+            "recovered",
+            self.recovered
+                .map(|r| if r { "True" } else { "False" }.into()),
+        );
+        add("epoch", self.epoch.as_ref().map(|e| format!("{e:?}")));
+        add("offset", self.offset.map(|o| o.to_string()));
+        add("code", self.code.as_ref().map(|c| format!("{c:?}")));
+        add("message", self.message.as_ref().map(|m| format!("{m:?}")));
+        format!("StatusEvent({})", parts.join(", "))
+    }
+}
