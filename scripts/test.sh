@@ -2,8 +2,9 @@
 # Runs every test of livegate on a fresh Debian machine with Rust installed:
 # installs what the tests need (wasm32 target, cargo-fuzz, a Python venv,
 # npm packages, Debian's chromium), then lints, builds once (dev profile) and
-# runs the Rust tests, a short fuzz smoke, the end-to-end pytest suite and
-# the browser tests against the real binary.
+# runs the Rust tests, a short fuzz smoke, the end-to-end pytest suite, the
+# Python package's suite (its wheel built and installed in a fresh virtualenv)
+# and the browser tests against the real binary.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -58,7 +59,16 @@ done
 
 step "end-to-end tests against the real binary (pytest)"
 export LIVEGATE_BIN="$CARGO_TARGET_DIR/debug/livegate"
-"$VENV/bin/python" -m pytest -q tests/e2e
+"$VENV/bin/python" -m pytest -q tests/e2e --ignore=tests/e2e/python
+
+step "Python package: pip install ./bindings-python in a fresh virtualenv, then its tests"
+PYVENV="$CACHE/pyvenv"
+rm -rf "$PYVENV"
+python3 -m venv "$PYVENV"
+"$PYVENV/bin/python" -m pip install -q --disable-pip-version-check -r tests/e2e/python/requirements.txt
+# The dev profile, as everything else here: one profile, built once.
+MATURIN_PEP517_ARGS="--profile dev" "$PYVENV/bin/python" -m pip install -q --disable-pip-version-check ./bindings-python
+"$PYVENV/bin/python" -m pytest -q tests/e2e/python
 
 step "browser tests in headless Chromium (node --test, playwright-core)"
 (cd tests/browser && node --test)

@@ -200,8 +200,9 @@ impl Serialize for PyValue<'_, '_> {
         if let Ok(dict) = obj.cast::<PyDict>() {
             let mut map = s.serialize_map(Some(dict.len()))?;
             for (k, v) in dict.iter() {
+                let shown = k.repr().map(|r| r.to_string()).unwrap_or_default();
+                ctx.path.borrow_mut().push(format!("[{shown}]"));
                 let key = dict_key(&k).map_err(|why| ctx.fail::<S::Error>(why))?;
-                ctx.path.borrow_mut().push(format!("[{key:?}]"));
                 map.serialize_entry(&key, &self.child(&v))?;
                 ctx.path.borrow_mut().pop();
             }

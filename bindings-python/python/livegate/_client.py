@@ -4,7 +4,19 @@ from __future__ import annotations
 
 from collections import deque
 from types import TracebackType
-from typing import Any, Deque, Iterable, Optional, Sequence, Type, Union
+from typing import (
+    Any,
+    Deque,
+    Generic,
+    Iterable,
+    Literal,
+    Optional,
+    Sequence,
+    Type,
+    TypeVar,
+    Union,
+    overload,
+)
 
 from . import _options
 from ._livegate import Ack, Publication, RawStatus, RawSubscription, StatusEvent, Window
@@ -12,6 +24,9 @@ from .errors import ClosedError
 
 #: Items moved from Rust to Python per call.
 _BATCH = 1024
+
+#: What a subscription yields: publications, and status events if asked.
+T = TypeVar("T", Publication, Union[Publication, StatusEvent])
 
 
 class Client:
@@ -89,7 +104,17 @@ class Client:
     ) -> None:
         await self.close()
 
-    def subscribe(self, topic: str, *, with_status: bool = False) -> "Subscription":
+    @overload
+    def subscribe(
+        self, topic: str, *, with_status: Literal[False] = False
+    ) -> "Subscription[Publication]": ...
+
+    @overload
+    def subscribe(
+        self, topic: str, *, with_status: Literal[True]
+    ) -> "Subscription[Union[Publication, StatusEvent]]": ...
+
+    def subscribe(self, topic: str, *, with_status: bool = False) -> "Subscription[Any]":
         """Subscribes to ``topic``. Iterate the result with ``async for`` to
         get its publications, each exactly once and in order across
         reconnects. With ``with_status=True`` the iteration also yields the
@@ -127,34 +152,34 @@ class Client:
         return repr(self._raw)
 
 
-class Subscription:
+class Subscription(Generic[T]):
     """A topic's publications, as an async iterator."""
 
     def __init__(self, raw: RawSubscription) -> None:
         self._raw = raw
-        self._buffer: Deque[Union[Publication, StatusEvent]] = deque()
+        self._buffer: Deque[T] = deque()
 
     @property
     def topic(self) -> str:
         return self._raw.topic
 
-    def __aiter__(self) -> "Subscription":
+    def __aiter__(self) -> "Subscription[T]":
         return self
 
-    async def __anext__(self) -> Publication:
+    async def __anext__(self) -> T:
         # Publications come from Rust in batches: one wake-up of the event
         # loop per batch, not per publication.
         while True:
             if self._buffer:
-                return self._buffer.popleft()  # type: ignore[return-value]
+                return self._buffer.popleft()
             batch = self._raw.drain(_BATCH)
             if batch:
-                self._buffer.extend(batch)
+                self._buffer.extend(batch)  # type: ignore[arg-type]
                 continue
             if not await self._raw.wait():
                 raise StopAsyncIteration
 
-    async def get(self) -> Publication:
+    async def get(self) -> T:
         """The next publication (raises StopAsyncIteration once ended)."""
         return await self.__anext__()
 
@@ -162,7 +187,7 @@ class Subscription:
         """Unsubscribes (once no other subscription of the client needs the topic)."""
         self._raw.close()
 
-    async def __aenter__(self) -> "Subscription":
+    async def __aenter__(self) -> "Subscription[T]":
         return self
 
     async def __aexit__(self, *exc: Any) -> None:

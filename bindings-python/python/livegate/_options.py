@@ -21,13 +21,17 @@ def _check_str(name: str, value: Any, *, optional: bool = False) -> None:
 
 
 def topic(value: Any) -> str:
-    _check_str("topic", value)
-    return value
+    if not isinstance(value, str):
+        _check_str("topic", value)
+    return str(value)
 
 
 def event(value: Any) -> Optional[str]:
-    _check_str("event", value, optional=True)
-    return value
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        _check_str("event", value)
+    return str(value)
 
 
 def timeout(value: Any) -> Optional[float]:

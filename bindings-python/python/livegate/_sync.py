@@ -9,13 +9,28 @@ from __future__ import annotations
 
 from collections import deque
 from types import TracebackType
-from typing import Any, Deque, Iterable, List, Optional, Sequence, Type, Union
+from typing import (
+    Any,
+    Deque,
+    Generic,
+    Iterable,
+    List,
+    Literal,
+    Optional,
+    Sequence,
+    Type,
+    TypeVar,
+    Union,
+    overload,
+)
 
 from . import _options
 from ._livegate import Ack, Publication, RawStatus, RawSubscription, StatusEvent, Window
 from .errors import ClosedError
 
 _BATCH = 1024
+
+T = TypeVar("T", Publication, StatusEvent, Union[Publication, StatusEvent])
 
 
 class SyncClient:
@@ -88,7 +103,17 @@ class SyncClient:
     ) -> None:
         self.close()
 
-    def subscribe(self, topic: str, *, with_status: bool = False) -> "SyncSubscription":
+    @overload
+    def subscribe(
+        self, topic: str, *, with_status: Literal[False] = False
+    ) -> "SyncSubscription[Publication]": ...
+
+    @overload
+    def subscribe(
+        self, topic: str, *, with_status: Literal[True]
+    ) -> "SyncSubscription[Union[Publication, StatusEvent]]": ...
+
+    def subscribe(self, topic: str, *, with_status: bool = False) -> "SyncSubscription[Any]":
         """Subscribes to ``topic``; iterate the result (blocking), or call
         :meth:`SyncSubscription.get` / :meth:`SyncSubscription.drain`."""
         self._check_open()
@@ -132,18 +157,18 @@ class SyncClient:
         return repr(self._raw).replace("Client(", "SyncClient(", 1)
 
 
-class _SyncFeed:
+class _SyncFeed(Generic[T]):
     def __init__(self, raw: Union[RawSubscription, RawStatus]) -> None:
         self._raw = raw
-        self._buffer: Deque[Any] = deque()
+        self._buffer: Deque[T] = deque()
 
-    def _next(self, timeout: Optional[float]) -> Optional[Any]:
+    def _next(self, timeout: Optional[float]) -> Optional[T]:
         while True:
             if self._buffer:
                 return self._buffer.popleft()
             batch = self._raw.drain(_BATCH)
             if batch:
-                self._buffer.extend(batch)
+                self._buffer.extend(batch)  # type: ignore[arg-type]
                 continue
             ready = self._raw.wait_blocking(timeout)
             if ready is None:
@@ -151,41 +176,48 @@ class _SyncFeed:
             if not ready:
                 raise StopIteration
 
-    def drain(self, max: int = _BATCH) -> List[Any]:
+    def drain(self, max: int = _BATCH) -> List[T]:
         """Everything ready now (at most ``max``), without waiting."""
-        out: List[Any] = []
+        out: List[T] = []
         while self._buffer and len(out) < max:
             out.append(self._buffer.popleft())
         if len(out) < max:
-            out.extend(self._raw.drain(max - len(out)))
+            out.extend(self._raw.drain(max - len(out)))  # type: ignore[arg-type]
         return out
+
+    def _forever(self) -> T:
+        item = self._next(None)
+        assert item is not None  # without a timeout, only an item or the end
+        return item
 
     def close(self) -> None:
         self._raw.close()
 
 
-class SyncSubscription(_SyncFeed):
+class SyncSubscription(_SyncFeed[T]):
     """A topic's publications, as a blocking iterator."""
 
     @property
     def topic(self) -> str:
-        return self._raw.topic  # type: ignore[union-attr]
+        raw = self._raw
+        assert isinstance(raw, RawSubscription)
+        return raw.topic
 
-    def __iter__(self) -> "SyncSubscription":
+    def __iter__(self) -> "SyncSubscription[T]":
         return self
 
-    def __next__(self) -> Publication:
-        item = self._next(None)
-        return item  # type: ignore[no-any-return]
+    def __next__(self) -> T:
+        return self._forever()
 
-    def get(self, timeout: Optional[float] = None) -> Optional[Publication]:
-        """The next publication, or None after ``timeout`` seconds."""
+    def get(self, timeout: Optional[float] = None) -> Optional[T]:
+        """The next publication (or status event, with ``with_status=True``),
+        or None after ``timeout`` seconds."""
         try:
-            return self._next(_options.timeout(timeout))  # type: ignore[no-any-return]
+            return self._next(_options.timeout(timeout))
         except StopIteration:
             raise ClosedError(f"the subscription to {self.topic!r} has ended", "closed") from None
 
-    def __enter__(self) -> "SyncSubscription":
+    def __enter__(self) -> "SyncSubscription[T]":
         return self
 
     def __exit__(self, *exc: Any) -> None:
@@ -195,18 +227,18 @@ class SyncSubscription(_SyncFeed):
         return f"SyncSubscription(topic={self.topic!r})"
 
 
-class SyncStatus(_SyncFeed):
+class SyncStatus(_SyncFeed[StatusEvent]):
     """Status events, as a blocking iterator."""
 
     def __iter__(self) -> "SyncStatus":
         return self
 
     def __next__(self) -> StatusEvent:
-        return self._next(None)  # type: ignore[no-any-return]
+        return self._forever()
 
     def get(self, timeout: Optional[float] = None) -> Optional[StatusEvent]:
         """The next status event, or None after ``timeout`` seconds."""
         try:
-            return self._next(_options.timeout(timeout))  # type: ignore[no-any-return]
+            return self._next(_options.timeout(timeout))
         except StopIteration:
             raise ClosedError("the client is closed", "closed") from None
