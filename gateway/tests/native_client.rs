@@ -1,0 +1,152 @@
+//! The native client's own API against the real gateway: HTTP `Publisher`,
+//! unsubscribe when a `Subscription` is dropped, `subscribe_now`.
+
+mod support;
+
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use livegate::client::{ClientBuilder, ClientError, Publisher, SubscriptionEvent};
+use livegate_core::client::{State, TransportKind};
+use livegate_core::Payload;
+use support::Gateway;
+
+fn json(text: &str) -> Payload {
+    Payload::from_json(text.to_owned()).expect("valid JSON")
+}
+
+async fn next_publication(
+    sub: &mut livegate::client::Subscription,
+) -> livegate_core::protocol::Publication {
+    loop {
+        let event = tokio::time::timeout(Duration::from_secs(10), sub.next())
+            .await
+            .expect("an event within 10 s")
+            .expect("the stream goes on");
+        if let SubscriptionEvent::Publication(p) = event {
+            return p;
+        }
+    }
+}
+
+fn messages_out(gw: &Gateway) -> u64 {
+    let (status, body) = gw.request("GET", "/api/stats", "");
+    assert_eq!(status, 200);
+    let v: serde_json::Value = serde_json::from_str(&body).expect("stats JSON");
+    v["messages_out"].as_u64().expect("messages_out")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn publisher_acks_and_reports_refusals_and_dead_gateways() {
+    let gw = Gateway::start(&["--no-wt".into(), "--api-key".into(), "k3y".into()]);
+    let publisher = Publisher::new(&gw.url()).expect("url").api_key("k3y");
+    let a = publisher
+        .publish("news", Some("breaking".into()), json(r#"{"n":1}"#))
+        .await
+        .expect("ack");
+    let b = publisher
+        .publish("news", None, json("2"))
+        .await
+        .expect("ack");
+    assert_eq!((a.position.offset, b.position.offset), (1, 2));
+    assert_ne!(a.msg_id, b.msg_id);
+    let (_, history) = gw.request("GET", "/api/topics/news/history", "");
+    assert!(history.contains(r#""event":"breaking""#), "{history}");
+
+    let keyless = Publisher::new(&gw.url()).expect("url");
+    match keyless.publish("news", None, json("3")).await {
+        Err(ClientError::Refused { code, .. }) => assert_eq!(code, "unauthorized"),
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    match publisher.publish("bad topic", None, json("3")).await {
+        Err(ClientError::Invalid(why)) => assert!(why.contains("topic"), "{why}"),
+        other => panic!("expected Invalid, got {other:?}"),
+    }
+
+    // Nothing listens there: retried until the deadline, then an I/O error.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port();
+    let dead = Publisher::new(&format!("http://127.0.0.1:{port}"))
+        .expect("url")
+        .timeout(Duration::from_millis(300));
+    match dead.publish("news", None, json("4")).await {
+        Err(ClientError::Io(why)) => assert!(why.contains(&port.to_string()), "{why}"),
+        other => panic!("expected an I/O error, got {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropping_a_subscription_unsubscribes_its_topic() {
+    let gw = Gateway::start(&["--no-wt".into()]);
+    let client = ClientBuilder::new(gw.url())
+        .transports([TransportKind::WebSocket])
+        .connect()
+        .expect("client");
+    assert_eq!(client.wait_for(State::Connected).await, State::Connected);
+    let mut a = client.subscribe("drop.a").await.expect("subscribe a");
+    let mut b = client.subscribe("drop.b").await.expect("subscribe b");
+    gw.post("/api/publish/drop.a", "1");
+    assert_eq!(next_publication(&mut a).await.offset, 1);
+    drop(a);
+    // The unsubscribe goes out before this subscribe on the same connection:
+    // once "c" is live the gateway no longer sends "a".
+    let mut c = client.subscribe("drop.c").await.expect("subscribe c");
+    let live = tokio::time::timeout(Duration::from_secs(10), c.next()).await;
+    assert!(
+        matches!(live, Ok(Some(SubscriptionEvent::Subscribed(_)))),
+        "{live:?}"
+    );
+    let before = messages_out(&gw);
+    gw.post("/api/publish/drop.a", "2");
+    gw.post("/api/publish/drop.b", "3");
+    assert_eq!(next_publication(&mut b).await.offset, 1);
+    assert_eq!(
+        messages_out(&gw) - before,
+        1,
+        "the dropped subscription still receives"
+    );
+    client.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subscribe_now_checks_names_at_once() {
+    let gw = Gateway::start(&["--no-wt".into()]);
+    let client = ClientBuilder::new(gw.url())
+        .transports([TransportKind::WebSocket])
+        .connect()
+        .expect("client");
+    assert!(matches!(
+        client.subscribe_now("no spaces allowed"),
+        Err(ClientError::Invalid(_))
+    ));
+    let mut sub = client.subscribe_now("now.topic").expect("valid name");
+    assert_eq!(sub.topic(), "now.topic");
+    let first = tokio::time::timeout(Duration::from_secs(10), sub.next()).await;
+    assert!(
+        matches!(first, Ok(Some(SubscriptionEvent::Subscribed(_)))),
+        "{first:?}"
+    );
+    assert!(
+        matches!(sub.try_next(), Ok(None)),
+        "nothing else is ready yet"
+    );
+    gw.post("/api/publish/now.topic", r#"{"x":1}"#);
+    let p = next_publication(&mut sub).await;
+    assert_eq!(
+        (p.offset, p.data.to_json_value()),
+        (1, serde_json::json!({"x": 1}))
+    );
+    client.close().await;
+    // The stream ends with the client.
+    let end = tokio::time::timeout(Duration::from_secs(10), async {
+        while sub.next().await.is_some() {}
+    })
+    .await;
+    assert!(end.is_ok(), "the subscription did not end with the client");
+    assert!(matches!(
+        client.subscribe_now("now.other"),
+        Err(ClientError::Closed)
+    ));
+}
