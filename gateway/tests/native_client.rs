@@ -87,6 +87,15 @@ async fn dropping_a_subscription_unsubscribes_its_topic() {
     assert_eq!(client.wait_for(State::Connected).await, State::Connected);
     let mut a = client.subscribe("drop.a").await.expect("subscribe a");
     let mut b = client.subscribe("drop.b").await.expect("subscribe b");
+    // A subscription without a position starts at the topic's end: publish
+    // only once both are live.
+    for sub in [&mut a, &mut b] {
+        let live = tokio::time::timeout(Duration::from_secs(10), sub.next()).await;
+        assert!(
+            matches!(live, Ok(Some(SubscriptionEvent::Subscribed(_)))),
+            "{live:?}"
+        );
+    }
     gw.post("/api/publish/drop.a", "1");
     assert_eq!(next_publication(&mut a).await.offset, 1);
     drop(a);

@@ -87,7 +87,8 @@ def test_cancelled_waits_lose_nothing(gw):
 
     async def main():
         async with livegate.Client(gw.http, transports=["websocket"]) as client:
-            sub = client.subscribe("py.cancel")
+            sub = client.subscribe("py.cancel", with_status=True)
+            assert (await sub.get()).kind == "subscribed"  # publish only once live
             publisher = livegate.AsyncPublisher(gw.http)
 
             async def produce():

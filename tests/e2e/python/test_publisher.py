@@ -12,7 +12,9 @@ from conftest import PY_CONFIG
 
 def test_sync_and_async_publishers(gw):
     with livegate.SyncClient(gw.http, transports=["websocket"]) as client:
-        sub = client.subscribe("py.pub")
+        sub = client.subscribe("py.pub", with_status=True)
+        live = sub.get(timeout=10)
+        assert live is not None and live.kind == "subscribed"  # publish only once live
         publisher = livegate.Publisher(gw.http)
         ack = publisher.publish("py.pub", {"service": "db", "status": "down"}, event="health_change")
         assert (ack.topic, ack.offset) == ("py.pub", 1) and ack.msg_id

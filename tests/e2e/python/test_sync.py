@@ -43,7 +43,9 @@ def test_blocking_waits_release_the_gil(gw):
     """A thread blocked in get() must let the main thread run Python: if it
     held the GIL the publish below could never happen and get() would hang."""
     with livegate.SyncClient(gw.http, transports=["websocket"]) as client:
-        sub = client.subscribe("py.gil")
+        sub = client.subscribe("py.gil", with_status=True)
+        live = sub.get(timeout=10)
+        assert live is not None and live.kind == "subscribed"  # publish only once live
         got = []
         t = threading.Thread(target=lambda: got.append(sub.get(timeout=20)), daemon=True)
         t.start()
