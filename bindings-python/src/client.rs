@@ -14,7 +14,7 @@ use crate::blocking::{timeout_arg, wait};
 use crate::convert::to_payload;
 use crate::errors::{error, from_client, Kind};
 use crate::feed::Feed;
-use crate::types::{Ack, Publication, StatusEvent};
+use crate::types::{Ack, Names, Publication, StatusEvent};
 use crate::{runtime, window::Window};
 
 /// The native client behind `livegate.Client` and `livegate.SyncClient`.
@@ -40,7 +40,7 @@ pub fn parse_encoding(name: &str) -> PyResult<Encoding> {
 #[pymethods]
 impl RawClient {
     #[new]
-    #[pyo3(signature = (url, transports, encoding, token, api_key, backoff, topics, webtransport_insecure, webtransport_cert_hash))]
+    #[pyo3(signature = (url, transports, encoding, token, api_key, backoff, topics, webtransport_insecure, webtransport_cert_hash, settings))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         url: String,
@@ -52,6 +52,7 @@ impl RawClient {
         topics: Vec<String>,
         webtransport_insecure: bool,
         webtransport_cert_hash: Option<String>,
+        settings: Vec<(String, f64)>,
     ) -> PyResult<Self> {
         let encoding = parse_encoding(encoding)?;
         let mut builder = ClientBuilder::new(url.clone()).encoding(encoding);
@@ -113,6 +114,9 @@ impl RawClient {
         if let Some(h) = webtransport_cert_hash {
             builder = builder.webtransport_cert_hash(h);
         }
+        for (name, value) in settings {
+            builder = apply_setting(builder, &name, value)?;
+        }
         let _entered = runtime().enter();
         let client = builder.connect().map_err(from_client)?;
         Ok(Self {
@@ -126,6 +130,13 @@ impl RawClient {
     #[getter]
     fn state(&self) -> &'static str {
         self.client.state().as_str()
+    }
+
+    /// The transport of the live connection (`"wt"`, `"ws"`, `"sse"`,
+    /// `"poll"`), or None when not connected.
+    #[getter]
+    fn transport(&self) -> Option<&'static str> {
+        self.client.transport().map(TransportKind::as_str)
     }
 
     /// Why the state last changed, as `(code, message)`, or None.
@@ -245,6 +256,41 @@ impl RawClient {
     }
 }
 
+/// One engine setting given in seconds (or a count), checked.
+fn apply_setting(builder: ClientBuilder, name: &str, value: f64) -> PyResult<ClientBuilder> {
+    let bad = |why: &str| {
+        error(
+            Kind::Argument,
+            "invalid",
+            format!("{name} {why}, not {value}"),
+        )
+    };
+    if !value.is_finite() || value < 0.0 {
+        return Err(bad("must be a number >= 0"));
+    }
+    let ms = (value * 1000.0).round() as u64;
+    Ok(match name {
+        "connect_timeout" | "heartbeat_margin" | "upgrade_probe" | "transport_retry" => {
+            if ms == 0 {
+                return Err(bad("must be more than 0 seconds"));
+            }
+            builder.configure(|c| match name {
+                "connect_timeout" => c.connect_timeout_ms = ms,
+                "heartbeat_margin" => c.heartbeat_margin_ms = ms,
+                "upgrade_probe" => c.upgrade_probe_ms = ms,
+                _ => c.transport_retry_ms = ms,
+            })
+        }
+        "offline_queue" => {
+            if value.fract() != 0.0 {
+                return Err(bad("must be a whole number"));
+            }
+            builder.configure(|c| c.offline_queue = value as usize)
+        }
+        _ => return Err(bad("is not a client setting")),
+    })
+}
+
 impl RawClient {
     fn start_publish(
         &self,
@@ -333,9 +379,12 @@ impl RawSubscription {
     /// ready; raises ProtocolError when the gateway refused the subscription.
     fn drain<'py>(&self, py: Python<'py>, max: usize) -> PyResult<Bound<'py, PyList>> {
         let out = PyList::empty(py);
+        let mut names = Names::default();
         for event in self.feed.drain(max) {
             match &event {
-                SubscriptionEvent::Publication(p) => out.append(Publication::new(py, p)?)?,
+                SubscriptionEvent::Publication(p) => {
+                    out.append(Publication::with_names(py, p, &mut names)?)?
+                }
                 SubscriptionEvent::Failed { code, message } => {
                     if out.len() > 0 {
                         // Deliver what came before the refusal first.

@@ -34,14 +34,40 @@ pub struct Publication {
 
 impl Publication {
     pub fn new(py: Python<'_>, p: &RustPublication) -> PyResult<Self> {
+        Self::with_names(py, p, &mut Names::default())
+    }
+
+    /// Like `new`, sharing the topic and epoch strings of a batch.
+    pub fn with_names(py: Python<'_>, p: &RustPublication, names: &mut Names) -> PyResult<Self> {
         Ok(Self {
-            topic: PyString::new(py, &p.topic).unbind(),
+            topic: Names::get(py, &mut names.topic, &p.topic),
             offset: p.offset,
-            epoch: PyString::new(py, &p.epoch).unbind(),
+            epoch: Names::get(py, &mut names.epoch, &p.epoch),
             event: p.event.as_deref().map(|e| PyString::new(py, e).unbind()),
             data: from_payload(py, &p.data)?.unbind(),
             time_ms: p.time_ms,
         })
+    }
+}
+
+/// The Python strings of the last topic and epoch seen: a batch of one
+/// subscription shares them rather than making two strings per publication.
+#[derive(Default)]
+pub struct Names {
+    topic: Option<(String, Py<PyString>)>,
+    epoch: Option<(String, Py<PyString>)>,
+}
+
+impl Names {
+    fn get(py: Python<'_>, slot: &mut Option<(String, Py<PyString>)>, text: &str) -> Py<PyString> {
+        match slot {
+            Some((cached, s)) if cached == text => s.clone_ref(py),
+            _ => {
+                let s = PyString::new(py, text).unbind();
+                *slot = Some((text.to_owned(), s.clone_ref(py)));
+                s
+            }
+        }
     }
 }
 
@@ -112,8 +138,11 @@ impl From<RustAck> for Ack {
 impl Ack {
     fn __repr__(&self) -> String {
         format!(
-            "Ack(topic={:?}, epoch={:?}, offset={}, msg_id={:?})",
-            self.topic, self.epoch, self.offset, self.msg_id
+            "Ack(topic={}, epoch={}, offset={}, msg_id={})",
+            quote(&self.topic),
+            quote(&self.epoch),
+            self.offset,
+            quote(&self.msg_id)
         )
     }
 }
@@ -121,7 +150,8 @@ impl Ack {
 /// Something about the connection or a subscription other than a publication.
 ///
 /// `kind` is one of `"state"` (the connection changed state: `state`,
-/// `previous`, `code`, `message`), `"subscribed"` (a subscription is live:
+/// `previous`, `code`, `message`, and `transport` when the change is about
+/// one: opened, lost, failed), `"subscribed"` (a subscription is live:
 /// `topic`, `epoch`, `offset`), `"recovered"` (after a reconnect: `topic`,
 /// `recovered`, `epoch`, `offset`; `recovered=False` means publications were
 /// lost for good and the app should reload its state), `"subscribe_failed"`
@@ -131,6 +161,7 @@ impl Ack {
 pub struct StatusEvent {
     kind: &'static str,
     topic: Option<String>,
+    transport: Option<&'static str>,
     state: Option<&'static str>,
     previous: Option<&'static str>,
     code: Option<String>,
@@ -146,6 +177,7 @@ impl StatusEvent {
         Some(match e {
             Event::State { from, to, reason } => Self {
                 kind: "state",
+                transport: reason.transport().map(|t| t.as_str()),
                 state: Some(to.as_str()),
                 previous: Some(from.as_str()),
                 code: Some(reason.code().to_owned()),
@@ -229,24 +261,42 @@ impl StatusEvent {
 #[pymethods]
 impl StatusEvent {
     fn __repr__(&self) -> String {
-        let mut parts = vec![format!("kind={:?}", self.kind)];
+        let mut parts = vec![format!("kind={}", quote(self.kind))];
         let mut add = |name: &str, v: Option<String>| {
             if let Some(v) = v {
                 parts.push(format!("{name}={v}"));
             }
         };
-        add("topic", self.topic.as_ref().map(|t| format!("{t:?}")));
-        add("state", self.state.map(|s| format!("{s:?}")));
-        add("previous", self.previous.map(|s| format!("{s:?}")));
+        add("topic", self.topic.as_deref().map(quote));
+        add("state", self.state.map(quote));
+        add("transport", self.transport.map(quote));
+        add("previous", self.previous.map(quote));
         add(
             "recovered",
             self.recovered
                 .map(|r| if r { "True" } else { "False" }.into()),
         );
-        add("epoch", self.epoch.as_ref().map(|e| format!("{e:?}")));
+        add("epoch", self.epoch.as_deref().map(quote));
         add("offset", self.offset.map(|o| o.to_string()));
-        add("code", self.code.as_ref().map(|c| format!("{c:?}")));
-        add("message", self.message.as_ref().map(|m| format!("{m:?}")));
+        add("code", self.code.as_deref().map(quote));
+        add("message", self.message.as_deref().map(quote));
         format!("StatusEvent({})", parts.join(", "))
     }
+}
+
+/// A string as Python's `repr` shows it (single quotes).
+fn quote(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 2);
+    out.push('\'');
+    for c in text.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\'' => out.push_str("\\'"),
+            '\n' => out.push_str("\\n"),
+            c if c.is_control() => out.push_str(&format!("\\x{:02x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('\'');
+    out
 }

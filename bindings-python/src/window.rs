@@ -12,7 +12,7 @@ use pyo3::types::PyList;
 use tokio::task::JoinHandle;
 
 use crate::runtime;
-use crate::types::Publication;
+use crate::types::{Names, Publication};
 
 #[derive(Default)]
 struct State {
@@ -73,8 +73,9 @@ impl Window {
     fn items<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
         let items: Vec<RustPublication> = self.lock().items.iter().cloned().collect();
         let out = PyList::empty(py);
+        let mut names = Names::default();
         for p in &items {
-            out.append(Publication::new(py, p)?)?;
+            out.append(Publication::with_names(py, p, &mut names)?)?;
         }
         Ok(out)
     }

@@ -6,12 +6,12 @@ from collections import deque
 from types import TracebackType
 from typing import (
     Any,
+    Awaitable,
+    Coroutine,
     Deque,
     Generic,
-    Iterable,
     Literal,
     Optional,
-    Sequence,
     Type,
     TypeVar,
     Union,
@@ -19,8 +19,8 @@ from typing import (
 )
 
 from . import _options
+from ._base import ClientBase
 from ._livegate import Ack, Publication, RawStatus, RawSubscription, StatusEvent, Window
-from .errors import ClosedError
 
 #: Items moved from Rust to Python per call.
 _BATCH = 1024
@@ -29,7 +29,7 @@ _BATCH = 1024
 T = TypeVar("T", Publication, Union[Publication, StatusEvent])
 
 
-class Client:
+class Client(ClientBase):
     """A connection to a livegate gateway, for asyncio code.
 
     The client starts connecting as soon as it is made and from then on
@@ -38,52 +38,22 @@ class Client:
     WebSocket, SSE, long-poll); ``encoding`` is the frame encoding on
     WebSocket and WebTransport (``"msgpack"`` or ``"json"``).
 
+    Other options: ``token`` (sent as ``Authorization: Bearer``),
+    ``api_key`` (for publishes over the HTTP fallbacks), ``backoff``
+    (``(min, max)`` reconnect delay in seconds, default ``(0.5, 20)``),
+    ``topics`` (subscribed from the first connection), ``connect_timeout``
+    (seconds a transport may take to open, default 10), ``heartbeat_margin``
+    (silence tolerated past the gateway's heartbeat before the connection is
+    replaced, default 10), ``upgrade_probe`` (how often a fallback transport
+    tries the better ones again, default 60), ``offline_queue`` (publishes
+    kept while disconnected, default 1000), ``webtransport_cert_hash`` /
+    ``webtransport_insecure`` (certificate pinning; by default the gateway's
+    ``/wt/cert-hash`` is trusted).
+
     >>> async with livegate.Client("http://127.0.0.1:8080") as client:
     ...     async for pub in client.subscribe("metrics.cpu"):
     ...         print(pub.offset, pub.data)
     """
-
-    def __init__(
-        self,
-        url: str,
-        *,
-        transports: Union[None, str, Sequence[str]] = None,
-        encoding: str = "msgpack",
-        token: Optional[str] = None,
-        api_key: Optional[str] = None,
-        backoff: Optional[tuple[float, float]] = None,
-        topics: Iterable[str] = (),
-        webtransport_insecure: bool = False,
-        webtransport_cert_hash: Optional[str] = None,
-    ) -> None:
-        self._raw = _options.raw_client(
-            url,
-            transports,
-            encoding,
-            token,
-            api_key,
-            backoff,
-            topics,
-            webtransport_insecure,
-            webtransport_cert_hash,
-        )
-        self._closed = False
-
-    @property
-    def state(self) -> str:
-        """``"connecting"``, ``"connected"``, ``"reconnecting"`` or ``"closed"``."""
-        return self._raw.state
-
-    @property
-    def closed(self) -> bool:
-        """Whether :meth:`close` was called (or the gateway closed it for good)."""
-        return self._closed or self._raw.state == "closed"
-
-    def _check_open(self) -> None:
-        if self.closed:
-            raise ClosedError(
-                "the client is closed; create a new one to connect again", "closed"
-            )
 
     async def connect(self, timeout: Optional[float] = 10.0) -> "Client":
         """Waits until connected. Raises :class:`livegate.ConnectionError`
@@ -135,21 +105,29 @@ class Client:
         self._check_open()
         return StatusStream(self._raw.status())
 
-    async def publish(self, topic: str, data: Any, event: Optional[str] = None) -> Ack:
+    def publish(
+        self, topic: str, data: Any, event: Optional[str] = None
+    ) -> Coroutine[Any, Any, Ack]:
         """Publishes ``data`` (JSON-compatible values, or ``bytes`` for a
-        binary payload) and returns the gateway's :class:`Ack`. While
-        disconnected the publish waits in the offline queue; a retried publish
-        lands once. Publishes keep the order of the calls."""
+        binary payload); await the result for the gateway's :class:`Ack`.
+        The publish is queued when this is called, so publishes keep the
+        order of the calls whatever order they are awaited in. While
+        disconnected it waits in the offline queue; a retried publish lands
+        once."""
         self._check_open()
-        return await self._raw.publish(_options.topic(topic), data, _options.event(event))
+        queued = self._raw.publish(_options.topic(topic), data, _options.event(event))
+        # A coroutine rather than the future itself, so that
+        # asyncio.create_task(client.publish(...)) works as for any async API.
+        return _ack(queued)
 
     async def close(self) -> None:
         """Closes the connection and stops reconnecting; subscriptions end."""
         self._closed = True
         await self._raw.close()
 
-    def __repr__(self) -> str:
-        return repr(self._raw)
+
+async def _ack(queued: Awaitable[Ack]) -> Ack:
+    return await queued
 
 
 class Subscription(Generic[T]):

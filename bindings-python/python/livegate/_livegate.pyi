@@ -57,7 +57,7 @@ class Ack:
 @final
 class StatusEvent:
     """A connection or subscription event; ``kind`` says which fields are set:
-    ``"state"`` (state, previous, code, message), ``"subscribed"`` (topic,
+    ``"state"`` (state, previous, code, message, transport), ``"subscribed"`` (topic,
     epoch, offset), ``"recovered"`` (topic, recovered, epoch, offset),
     ``"subscribe_failed"`` (topic, code, message), ``"error"`` (code, message)."""
 
@@ -65,6 +65,8 @@ class StatusEvent:
     def kind(self) -> str: ...
     @property
     def topic(self) -> Optional[str]: ...
+    @property
+    def transport(self) -> Optional[str]: ...
     @property
     def state(self) -> Optional[str]: ...
     @property
@@ -128,9 +130,12 @@ class RawClient:
         topics: Sequence[str],
         webtransport_insecure: bool,
         webtransport_cert_hash: Optional[str],
+        settings: Sequence[Tuple[str, float]],
     ) -> "RawClient": ...
     @property
     def state(self) -> str: ...
+    @property
+    def transport(self) -> Optional[str]: ...
     @property
     def last_reason(self) -> Optional[Tuple[str, str]]: ...
     @property

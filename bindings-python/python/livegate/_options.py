@@ -34,6 +34,12 @@ def event(value: Any) -> Optional[str]:
     return str(value)
 
 
+def number(name: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ArgumentError(f"{name} must be a number, not {type(value).__name__}", "invalid")
+    return float(value)
+
+
 def timeout(value: Any) -> Optional[float]:
     if value is None:
         return None
@@ -54,6 +60,7 @@ def raw_client(
     topics: Iterable[str],
     webtransport_insecure: Any,
     webtransport_cert_hash: Any,
+    settings: Sequence[Tuple[str, float]] = (),
 ) -> RawClient:
     _check_str("url", url)
     names: Optional[List[str]]
@@ -101,4 +108,5 @@ def raw_client(
         topic_list,
         bool(webtransport_insecure),
         webtransport_cert_hash,
+        list(settings),
     )

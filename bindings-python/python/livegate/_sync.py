@@ -13,11 +13,9 @@ from typing import (
     Any,
     Deque,
     Generic,
-    Iterable,
     List,
     Literal,
     Optional,
-    Sequence,
     Type,
     TypeVar,
     Union,
@@ -25,6 +23,7 @@ from typing import (
 )
 
 from . import _options
+from ._base import ClientBase
 from ._livegate import Ack, Publication, RawStatus, RawSubscription, StatusEvent, Window
 from .errors import ClosedError
 
@@ -33,7 +32,7 @@ _BATCH = 1024
 T = TypeVar("T", Publication, StatusEvent, Union[Publication, StatusEvent])
 
 
-class SyncClient:
+class SyncClient(ClientBase):
     """A connection to a livegate gateway, with blocking calls.
 
     Same options as :class:`livegate.Client`. It starts connecting when made
@@ -44,46 +43,6 @@ class SyncClient:
     ...     for pub in client.subscribe("alerts"):
     ...         print(pub.event, pub.data)
     """
-
-    def __init__(
-        self,
-        url: str,
-        *,
-        transports: Union[None, str, Sequence[str]] = None,
-        encoding: str = "msgpack",
-        token: Optional[str] = None,
-        api_key: Optional[str] = None,
-        backoff: Optional[tuple[float, float]] = None,
-        topics: Iterable[str] = (),
-        webtransport_insecure: bool = False,
-        webtransport_cert_hash: Optional[str] = None,
-    ) -> None:
-        self._raw = _options.raw_client(
-            url,
-            transports,
-            encoding,
-            token,
-            api_key,
-            backoff,
-            topics,
-            webtransport_insecure,
-            webtransport_cert_hash,
-        )
-        self._closed = False
-
-    @property
-    def state(self) -> str:
-        return self._raw.state
-
-    @property
-    def closed(self) -> bool:
-        return self._closed or self._raw.state == "closed"
-
-    def _check_open(self) -> None:
-        if self.closed:
-            raise ClosedError(
-                "the client is closed; create a new one to connect again", "closed"
-            )
 
     def connect(self, timeout: Optional[float] = 10.0) -> "SyncClient":
         """Blocks until connected; raises :class:`livegate.ConnectionError`
@@ -153,8 +112,6 @@ class SyncClient:
         self._closed = True
         self._raw.close_blocking()
 
-    def __repr__(self) -> str:
-        return repr(self._raw).replace("Client(", "SyncClient(", 1)
 
 
 class _SyncFeed(Generic[T]):

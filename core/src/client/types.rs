@@ -133,6 +133,18 @@ pub enum Reason {
 }
 
 impl Reason {
+    /// The transport the change is about, if one is.
+    pub fn transport(&self) -> Option<TransportKind> {
+        match self {
+            Self::Opened(t) | Self::HeartbeatTimeout(t) | Self::ConnectTimeout(t) => Some(*t),
+            Self::TransportFailed { transport, .. } | Self::ConnectionLost { transport, .. } => {
+                Some(*transport)
+            }
+            Self::UpgradeProbe { from } => Some(*from),
+            _ => None,
+        }
+    }
+
     /// A short machine-readable code.
     pub fn code(&self) -> &str {
         match self {

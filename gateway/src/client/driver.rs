@@ -285,11 +285,16 @@ impl Driver {
             Event::State { from, to, reason } => {
                 self.state.send_modify(|s| {
                     s.state = to;
+                    s.transport = match to {
+                        State::Connected => reason.transport(),
+                        _ => None,
+                    };
                     s.change = Some(StateChange {
                         from,
                         to,
                         code: reason.code().to_owned(),
                         message: reason.to_string(),
+                        transport: reason.transport(),
                     });
                 });
             }

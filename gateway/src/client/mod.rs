@@ -110,6 +110,8 @@ pub struct StateChange {
     pub code: String,
     /// Why, in words.
     pub message: String,
+    /// The transport the change is about (the one opened, lost or failed).
+    pub transport: Option<TransportKind>,
 }
 
 /// Builds a [`Client`].
@@ -226,6 +228,7 @@ impl ClientBuilder {
             state: State::Disconnected,
             change: None,
             error: None,
+            transport: None,
         });
         let seed = {
             let mut b = [0u8; 8];
@@ -290,6 +293,8 @@ pub(crate) struct Status {
     /// The last error event (`code`, `message`), such as a transport that
     /// failed to open.
     pub(crate) error: Option<(String, String)>,
+    /// The transport of the live connection.
+    pub(crate) transport: Option<TransportKind>,
 }
 
 /// A handle on a running client; clones share the connection.
@@ -389,6 +394,11 @@ impl Client {
         self.state.borrow().change.clone()
     }
 
+    /// The transport of the live connection, when connected.
+    pub fn transport(&self) -> Option<TransportKind> {
+        self.state.borrow().transport
+    }
+
     /// The last error the engine reported, as `(code, message)`: a transport
     /// that failed to open, a frame it could not accept.
     pub fn last_error(&self) -> Option<(String, String)> {
@@ -405,6 +415,7 @@ impl Client {
                     to,
                     code: reason.code().to_owned(),
                     message: reason.to_string(),
+                    transport: reason.transport(),
                 }),
                 _ => None,
             })

@@ -8,9 +8,8 @@ HTTP straight to the gateway with ``data = {"n": N, "pad": "x" * pad}``.
 
 What the app sees is recorded from the public API only:
 
-- ``client.status()``: state changes (the transport a connection opened on is
-  read from the reason message, ``"connected over ws"``: StatusEvent has no
-  transport field), ``subscribed`` and ``recovered`` events;
+- ``client.status()``: state changes (with the transport a connection opened
+  on), ``subscribed`` and ``recovered`` events;
 - ``client.subscribe(topic, with_status=True)`` for every scenario topic: its
   publications (the ``n`` values) and its own ``subscribed``/``recovered``
   events, which must agree with the status stream.
@@ -25,7 +24,6 @@ import asyncio
 import http.client
 import json
 import queue
-import re
 import signal
 import subprocess
 import threading
@@ -42,17 +40,14 @@ SCENARIOS_PATH = Path(__file__).resolve().parents[2] / "conformance" / "scenario
 DEFAULT_TRANSPORTS = ["ws", "sse", "poll"]
 DEFAULT_BACKOFF_MS = (500, 20_000)
 
-#: Client settings of scenarios.json that `livegate.Client` has no option
-#: for, with the value the native engine uses (ClientConfig::default(), the
-#: same value the Rust runner falls back to). A scenario that asks for
-#: another value cannot be expressed through the Python API.
-UNSUPPORTED_CLIENT_SETTINGS = {
-    "heartbeat_margin_ms": 10_000,
-    "upgrade_probe_ms": 60_000,
-    "connect_timeout_ms": 10_000,
+#: Client settings of scenarios.json (milliseconds) and the `livegate.Client`
+#: option (seconds) each maps to; absent ones keep the engine defaults, as in
+#: the Rust runner.
+CLIENT_SETTINGS = {
+    "heartbeat_margin_ms": "heartbeat_margin",
+    "upgrade_probe_ms": "upgrade_probe",
+    "connect_timeout_ms": "connect_timeout",
 }
-
-OPENED_RE = re.compile(r"^connected over (\w+)$")
 
 #: Whole-scenario bound, as in the Rust runner.
 SCENARIO_TIMEOUT_S = 120.0
@@ -82,14 +77,10 @@ def variants() -> list[tuple[dict, Optional[list[str]], str]]:
     return out
 
 
-def inexpressible(scenario: dict) -> list[str]:
-    """The scenario's client settings the Python API cannot set."""
+def client_settings(scenario: dict) -> dict[str, float]:
+    """The scenario's engine settings as `livegate.Client` keyword arguments."""
     c = scenario.get("client", {})
-    return [
-        f"client.{k}={c[k]} (engine default {d}; livegate.Client has no option for it)"
-        for k, d in UNSUPPORTED_CLIENT_SETTINGS.items()
-        if k in c and c[k] != d
-    ]
+    return {opt: c[k] / 1000.0 for k, opt in CLIENT_SETTINGS.items() if k in c}
 
 
 # --------------------------------------------------------------------------
@@ -279,6 +270,7 @@ class Run:
             encoding="msgpack",
             backoff=(self.backoff_ms[0] / 1000.0, self.backoff_ms[1] / 1000.0),
             topics=self.topics,
+            **client_settings(self.scenario),
         )
         # Registered right after the client is made (before any I/O answer
         # can come back); the first `connecting` change may already be gone,
@@ -295,9 +287,8 @@ class Run:
         try:
             async for ev in stream:
                 if ev.kind == "state":
-                    m = OPENED_RE.match(ev.message or "") if ev.code == "opened" else None
-                    self.rec.states.append(
-                        (ev.state, ev.code or "", m.group(1) if m else None, ev.message or ""))
+                    opened = ev.transport if ev.code == "opened" else None
+                    self.rec.states.append((ev.state, ev.code or "", opened, ev.message or ""))
                 elif ev.kind == "subscribed":
                     self.rec.subscribed_status.add(ev.topic)
                 elif ev.kind == "recovered":

@@ -167,7 +167,7 @@ def test_refused_publish_raises_protocol_error(gw):
         async with livegate.Client(gw.http, transports=["websocket"]) as client:
             with pytest.raises(livegate.ProtocolError) as info:
                 await client.publish("ro.locked", {"x": 1})
-            assert info.value.code
+            assert info.value.code == "publish_forbidden"
             assert "ro.locked" in str(info.value)
             # The client is still usable afterwards.
             assert (await client.publish("py.after", 1)).offset == 1
@@ -187,7 +187,7 @@ def test_refused_subscription_raises_from_the_iterator(gateway_factory):
             second = client.subscribe("py.two")
             with pytest.raises(livegate.ProtocolError) as info:
                 await second.get()
-            assert info.value.code
+            assert info.value.code == "too_many_subscriptions"
             assert "py.two" in str(info.value)
 
     run(main())
@@ -274,3 +274,18 @@ def test_client_survives_a_gateway_restart_and_says_so(gateway_factory):
         await client.close()
 
     run(main(), timeout=60)
+
+
+def test_publish_is_queued_when_called_not_when_awaited(gw):
+    async def main():
+        async with livegate.Client(gw.http, transports=["websocket"]) as client:
+            first = client.publish("py.calls", 1)
+            second = client.publish("py.calls", 2)
+            b = await second
+            a = await first
+            assert (a.offset, b.offset) == (1, 2)
+            # and it is a coroutine, so create_task takes it
+            task = asyncio.create_task(client.publish("py.calls", 3))
+            assert (await task).offset == 3
+
+    run(main())

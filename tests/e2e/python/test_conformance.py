@@ -26,11 +26,7 @@ def _params():
     out = []
     for scenario, transports, test_id in cr.variants():
         marks = []
-        missing = cr.inexpressible(scenario)
-        if missing:
-            marks.append(pytest.mark.skip(
-                reason="not expressible through the Python API: " + "; ".join(missing)))
-        elif test_id in KNOWN_BINDING_BUGS:
+        if test_id in KNOWN_BINDING_BUGS:
             marks.append(pytest.mark.xfail(strict=True, reason=KNOWN_BINDING_BUGS[test_id]))
         out.append(pytest.param(scenario, transports, id=test_id, marks=marks))
     return out
