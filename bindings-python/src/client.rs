@@ -365,14 +365,12 @@ impl RawSubscription {
     /// Awaitable: True when items can be drained, False once the
     /// subscription has ended and all was drained.
     fn wait<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        let fut = self.feed.wait();
-        pyo3_async_runtimes::tokio::future_into_py(py, async move { Ok(fut.await) })
+        self.feed.wait_async(py)
     }
 
     /// Blocking wait: True, False (ended) or None (timed out).
     fn wait_blocking(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<Option<bool>> {
-        let timeout = timeout_arg(timeout)?;
-        wait(py, timeout, self.feed.wait())
+        self.feed.wait_blocking(py, timeout)
     }
 
     /// Up to `max` publications (and status events when asked for) that are
@@ -434,13 +432,11 @@ pub struct RawStatus {
 #[pymethods]
 impl RawStatus {
     fn wait<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        let fut = self.feed.wait();
-        pyo3_async_runtimes::tokio::future_into_py(py, async move { Ok(fut.await) })
+        self.feed.wait_async(py)
     }
 
     fn wait_blocking(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<Option<bool>> {
-        let timeout = timeout_arg(timeout)?;
-        wait(py, timeout, self.feed.wait())
+        self.feed.wait_blocking(py, timeout)
     }
 
     fn drain<'py>(&self, py: Python<'py>, max: usize) -> PyResult<Bound<'py, PyList>> {

@@ -8,6 +8,9 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use futures_util::{FutureExt, Stream, StreamExt};
+use pyo3::prelude::*;
+
+use crate::blocking::{timeout_arg, wait};
 
 /// Items moved from the stream per wake-up, at most.
 const BATCH: usize = 1024;
@@ -76,6 +79,18 @@ where
                 }
             }
         }
+    }
+
+    /// [`Feed::wait`] as a Python awaitable.
+    pub fn wait_async<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let fut = self.wait();
+        pyo3_async_runtimes::tokio::future_into_py(py, async move { Ok(fut.await) })
+    }
+
+    /// [`Feed::wait`] from synchronous code: `None` once `timeout` seconds passed.
+    pub fn wait_blocking(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<Option<bool>> {
+        let timeout = timeout_arg(timeout)?;
+        wait(py, timeout, self.wait())
     }
 
     /// Takes up to `max` items that are ready, without waiting.

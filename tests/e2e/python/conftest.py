@@ -6,6 +6,8 @@ builds it fresh); the gateway fixtures come from ../conftest.py.
 
 from __future__ import annotations
 
+import socket
+
 import pytest
 
 # Topics under "py." accept client publishes and keep a long history; "tiny."
@@ -35,3 +37,13 @@ client_publish = false
 def gw(gateway_factory):
     """A gateway with the namespaces above and no WebTransport."""
     return gateway_factory("--no-wt", config=PY_CONFIG)
+
+
+@pytest.fixture
+def free_port() -> int:
+    """A loopback port nothing listens on (bound, then released)."""
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port

@@ -229,27 +229,12 @@ def test_connect_to_nothing_says_why(free_port):
     run(main())
 
 
-@pytest.fixture
-def free_port():
-    import socket
-
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
-def test_client_survives_a_gateway_restart_and_says_so(gateway_factory):
+def test_client_survives_a_gateway_restart_and_says_so(gateway_factory, free_port):
     """A gateway restarted on the same port has new epochs: the client comes
     back by itself and says recovered=False rather than pretend."""
     from conftest import PY_CONFIG
-    import socket
 
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
+    port = free_port
     gw = gateway_factory("--no-wt", config=PY_CONFIG)
     gw.stop()
     gw.extra_args = ["--no-wt"]

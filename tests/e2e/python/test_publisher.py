@@ -43,13 +43,8 @@ def test_api_key(gateway_factory):
     assert livegate.Publisher(gw.http, api_key="s3cret").publish("ro.news", 1).offset == 1
 
 
-def test_unreachable_gateway_is_a_connection_error_after_the_timeout():
-    import socket
-
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
+def test_unreachable_gateway_is_a_connection_error_after_the_timeout(free_port):
+    port = free_port
     publisher = livegate.Publisher(f"http://127.0.0.1:{port}", timeout=0.5)
     with pytest.raises(livegate.ConnectionError) as info:
         publisher.publish("py.x", 1)

@@ -81,17 +81,6 @@ def test_publish_timeout_while_offline(free_port):
     client.close()  # twice is fine
 
 
-@pytest.fixture
-def free_port():
-    import socket
-
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
 SCRIPT = textwrap.dedent(
     """
     import sys, livegate
