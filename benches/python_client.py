@@ -208,8 +208,22 @@ def run_livegate_batch(url: str, topic: str, encoding: str, counter: Counter, re
                     raise RuntimeError(f"subscribe failed: {item}")
 
 
+def _exit_with_parent() -> None:
+    """Ends this client process if the bench goes away (even by SIGKILL):
+    a livegate client would otherwise keep reconnecting forever."""
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(1)
+
+    threading.Thread(target=watch, daemon=True).start()
+
+
 def client_main(kind: str, url: str, topic: str, encoding: str, duration: float,
                 shared, ready, results, profile: Optional[str]) -> None:
+    _exit_with_parent()
     counter = Counter(shared, duration)
     try:
         if kind == "websockets":
@@ -372,6 +386,15 @@ def publish_until(pub, shared, stop: threading.Event, max_lead: int, chunk: int,
 # -- gateway ----------------------------------------------------------------------
 
 
+def _die_with_parent() -> None:  # in the gateway's process, between fork and exec
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except Exception:
+        pass
+
+
 class Gateway:
     def __init__(self, binary: Path, queue_size: int) -> None:
         self.dir = tempfile.TemporaryDirectory(prefix="lg-pybench-")
@@ -382,7 +405,8 @@ class Gateway:
         self.proc = subprocess.Popen(
             [str(binary), "serve", "--listen", "127.0.0.1:0", "--no-system-publisher", "--no-wt",
              "--config", str(config), "--queue-size", str(queue_size), "--log", "warn"],
-            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=self.log, env=env)
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=self.log, env=env,
+            preexec_fn=_die_with_parent)
         line = self._first_line(15.0)
         m = LISTEN_RE.match(line)
         if not m:
@@ -421,7 +445,7 @@ def measure(kind: str, args, url: str, topic: str, data: Dict[str, Any]) -> Dict
     shared = ctx.Value("q", 0, lock=False)
     ready = ctx.Event()
     results = ctx.Queue()
-    proc = ctx.Process(target=client_main, name=f"bench-{kind}",
+    proc = ctx.Process(target=client_main, name=f"bench-{kind}", daemon=True,
                        args=(kind, url, topic, args.encoding, args.duration, shared, ready, results,
                              args.profile))
     proc.start()
@@ -528,6 +552,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     ap.add_argument("--profile", metavar="PREFIX",
                     help="run each client under cProfile: PREFIX.<client>.prof and .txt (slows them)")
     args = ap.parse_args(argv)
+    # SIGTERM (a test's teardown) runs the cleanup below: the gateway is stopped.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     if args.size < 32:
         ap.error("--size must be at least 32")
     if args.repeat < 1:
