@@ -58,6 +58,9 @@ struct Conn {
     encoding: Encoding,
     greeted: bool,
     heartbeat_ms: u64,
+    /// A one-way transport opened with no topic: the driver only checks that
+    /// the gateway answers, and its "opened" is the greeting.
+    probe: bool,
 }
 
 #[derive(Debug, Default)]
@@ -290,8 +293,10 @@ impl Client {
         let Some(c) = self.conn.as_ref().filter(|c| c.id == conn) else {
             return;
         };
-        let (transport, greeted) = (c.transport, c.greeted);
+        let (transport, greeted, probe) = (c.transport, c.greeted, c.probe);
         match event {
+            // An idle one-way transport: nothing to watch until a subscribe.
+            TransportEvent::Opened if probe && !greeted => self.greet(now, 0),
             TransportEvent::Opened => {
                 // Long-poll has no greeting frame: its first answer is one.
                 if transport == TransportKind::LongPoll && !greeted {
@@ -492,19 +497,18 @@ impl Client {
                 .map(|(t, s)| (t.clone(), s.position.clone()))
                 .collect()
         };
+        // A one-way transport with no topic has no stream to open: the driver
+        // checks that the gateway answers (so "connected" means it does);
+        // publishes go over HTTP, and the first subscribe opens the stream.
+        let probe = !transport.bidirectional() && subscriptions.is_empty();
         self.conn = Some(Conn {
             id,
             transport,
             encoding,
             greeted: false,
             heartbeat_ms: self.config.poll_timeout_ms,
+            probe,
         });
-        if !transport.bidirectional() && subscriptions.is_empty() {
-            // A one-way transport with no topic has nothing to open: publishes
-            // go over HTTP, and the first subscribe opens the stream.
-            self.greet(now, 0);
-            return;
-        }
         self.timers[Timer::ConnectTimeout as usize] = Some(now + self.config.connect_timeout_ms);
         self.actions.push_back(Action::Connect {
             conn: id,

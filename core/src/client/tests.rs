@@ -645,25 +645,47 @@ fn close_fails_waiting_publishes_and_stops() {
 }
 
 #[test]
-fn one_way_transport_without_topics_idles_until_the_first_subscribe() {
+fn one_way_transport_without_topics_checks_the_gateway_then_idles() {
     let mut cfg = config();
     cfg.transports = vec![TransportKind::Sse];
     let mut h = Harness::new(cfg);
     h.c.connect(h.now);
-    assert_eq!(h.c.state(), State::Connected, "nothing to open yet");
-    assert!(h
-        .actions()
-        .iter()
-        .all(|a| !matches!(a, Action::Connect { .. })));
+    // No stream to open, but "connected" must mean the gateway answered.
+    let (conn, transport, subs) = h.expect_connect();
+    assert_eq!((transport, subs.len()), (TransportKind::Sse, 0));
+    assert_eq!(h.c.state(), State::Connecting);
+    h.c.handle_transport(h.now, conn, TransportEvent::Opened);
+    assert_eq!(h.c.state(), State::Connected);
     assert_eq!(h.c.poll_timeout(), None, "no watchdog on an idle stream");
     let m =
         h.c.publish(h.now, "x", None, Payload::from_json("1").unwrap())
             .unwrap();
     assert!(matches!(&h.actions()[..], [Action::HttpPublish { msg_id, .. }] if *msg_id == m));
     h.c.subscribe(h.now, "t").unwrap();
-    let (_, transport, subs) = h.expect_connect();
-    assert_eq!(transport, TransportKind::Sse);
+    let acts = h.actions();
+    assert!(acts
+        .iter()
+        .any(|a| matches!(a, Action::Close { conn: c } if *c == conn)));
+    let subs: Vec<_> = acts
+        .iter()
+        .find_map(|a| match a {
+            Action::Connect { subscriptions, .. } => Some(subscriptions.clone()),
+            _ => None,
+        })
+        .expect("the stream opens with the topic");
     assert_eq!(subs, vec![("t".to_string(), None)]);
+}
+
+#[test]
+fn one_way_transport_without_topics_fails_when_the_gateway_is_down() {
+    let mut cfg = config();
+    cfg.transports = vec![TransportKind::Sse];
+    let mut h = Harness::new(cfg);
+    h.c.connect(h.now);
+    let (conn, _, _) = h.expect_connect();
+    h.c.handle_transport(h.now, conn, TransportEvent::Failed("refused".into()));
+    assert_ne!(h.c.state(), State::Connected);
+    assert!(h.c.poll_timeout().is_some(), "a retry is scheduled");
 }
 
 #[test]
@@ -746,6 +768,8 @@ fn close_fails_an_http_publish_in_flight() {
     cfg.transports = vec![TransportKind::Sse];
     let mut h = Harness::new(cfg);
     h.c.connect(h.now);
+    let (conn, _, _) = h.expect_connect();
+    h.c.handle_transport(h.now, conn, TransportEvent::Opened);
     let m =
         h.c.publish(h.now, "x", None, Payload::from_json("1").unwrap())
             .unwrap();

@@ -131,8 +131,32 @@ pub async fn websocket(
     open.report(TransportEvent::Closed(reason));
 }
 
+/// A one-way transport with no topic has no stream to open: checks that the
+/// gateway answers (`GET /health`), reports the outcome, then idles until
+/// the engine closes it.
+async fn probe(open: Open) {
+    let req = match open.get(&open.endpoint.path("/health")) {
+        Ok(r) => r,
+        Err(e) => return open.report(TransportEvent::Failed(e)),
+    };
+    match http::send(&open.endpoint, req).await {
+        Ok(res) if res.status().is_success() => {
+            open.report(TransportEvent::Opened);
+            std::future::pending::<()>().await;
+        }
+        Ok(res) => open.report(TransportEvent::Failed(format!(
+            "the gateway's /health answered HTTP {}",
+            res.status()
+        ))),
+        Err(e) => open.report(TransportEvent::Failed(e.to_string())),
+    }
+}
+
 /// Server-Sent Events: frames from the gateway only.
 pub async fn sse(open: Open) {
+    if open.subscriptions.is_empty() {
+        return probe(open).await;
+    }
     let path = format!("{}?{}", open.endpoint.path("/sse"), open.query("since"));
     let req = match open.get(&path) {
         Ok(r) => r,
@@ -178,6 +202,9 @@ pub async fn sse(open: Open) {
 
 /// Long-poll: one request after the other, each with the last cursor.
 pub async fn poll(open: Open) {
+    if open.subscriptions.is_empty() {
+        return probe(open).await;
+    }
     let topics: Vec<String> = open
         .subscriptions
         .iter()

@@ -115,3 +115,23 @@ def test_ctrl_c_interrupts_a_blocking_call(gw, procs, call):
         pytest.fail("a blocking call ignored Ctrl-C for 10 s")
     assert p.returncode == 3, (out, err)
     assert "interrupted" in out
+
+
+@pytest.mark.parametrize("transports", [None, ["sse"], ["longpoll"]], ids=["default", "sse", "longpoll"])
+def test_connected_means_the_gateway_answered(free_port, transports):
+    """Even with no topic (nothing to stream), connect() does not succeed
+    against a port where no gateway listens."""
+    client = livegate.SyncClient(f"http://127.0.0.1:{free_port}", transports=transports,
+                                 backoff=(0.05, 0.1), connect_timeout=1)
+    with pytest.raises(livegate.ConnectionError):
+        client.connect(timeout=1.5)
+    assert client.state != "connected"
+    client.close()
+
+
+@pytest.mark.parametrize("transports", [["sse"], ["longpoll"]], ids=["sse", "longpoll"])
+def test_one_way_transport_without_topics_connects_to_a_live_gateway(gw, transports):
+    with livegate.SyncClient(gw.http, transports=transports) as client:
+        assert client.state == "connected"
+        assert client.transport == {"sse": "sse", "longpoll": "poll"}[transports[0]]
+        assert client.publish("py.oneway", {"x": 1}, timeout=10).offset == 1
