@@ -84,6 +84,21 @@ impl Payload {
         Ok(Self(Repr::Json(text.slice(start..start + trimmed.len()))))
     }
 
+    /// A JSON payload from a value a JSON parser has just accepted (the
+    /// `RawValue` of a decoded frame): not parsed again, only its depth is
+    /// checked.
+    pub(crate) fn from_parsed_json(
+        raw: &serde_json::value::RawValue,
+    ) -> Result<Self, PayloadError> {
+        let text = raw.get().as_bytes();
+        if json_depth(text) > MAX_DEPTH {
+            return Err(PayloadError::InvalidJson(format!(
+                "nested deeper than {MAX_DEPTH} levels"
+            )));
+        }
+        Ok(Self(Repr::Json(Bytes::copy_from_slice(text))))
+    }
+
     /// A JSON payload from a value the caller already holds.
     pub fn from_json_value(value: &serde_json::Value) -> Self {
         // Serializing a `serde_json::Value` cannot fail.

@@ -274,14 +274,14 @@ fn json_into_fields(raw: JsonFields<'_>) -> Result<Fields, DecodeError> {
                 })?;
             Some(Payload::binary(bytes))
         }
-        Some(text) => Some(
-            Payload::from_json(Bytes::copy_from_slice(text.get().as_bytes())).map_err(|e| {
-                DecodeError::Malformed {
+        Some(text) => {
+            Some(
+                Payload::from_parsed_json(text).map_err(|e| DecodeError::Malformed {
                     encoding: "JSON",
                     detail: e.to_string(),
-                }
-            })?,
-        ),
+                })?,
+            )
+        }
     };
     let publications = match raw.publications {
         None => None,
