@@ -303,8 +303,9 @@ impl Driver {
                     .send_modify(|s| s.error = Some((code.clone(), message.clone())));
             }
             Event::Publication(p) => {
-                let topic = p.topic.clone();
-                self.send_to_topic(&topic, SubscriptionEvent::Publication(p));
+                if let Some(list) = self.subscribers.get_mut(&p.topic) {
+                    deliver(list, SubscriptionEvent::Publication(p));
+                }
             }
             Event::Subscribed { topic, position } => {
                 self.send_to_topic(&topic, SubscriptionEvent::Subscribed(position));
@@ -360,8 +361,20 @@ impl Driver {
 
     fn send_to_topic(&mut self, topic: &str, event: SubscriptionEvent) {
         if let Some(list) = self.subscribers.get_mut(topic) {
-            list.retain(|s| s.send(event.clone()).is_ok());
+            deliver(list, event);
         }
+    }
+}
+
+/// Hands `event` to every live subscription of a topic: clones for all but
+/// the last, which takes it (usually the only one: no copy per publication).
+fn deliver(list: &mut Vec<mpsc::UnboundedSender<SubscriptionEvent>>, event: SubscriptionEvent) {
+    list.retain(|s| !s.is_closed());
+    if let Some((last, rest)) = list.split_last() {
+        for s in rest {
+            let _ = s.send(event.clone());
+        }
+        let _ = last.send(event);
     }
 }
 
