@@ -61,6 +61,8 @@ struct Conn {
     /// A one-way transport opened with no topic: the driver only checks that
     /// the gateway answers, and its "opened" is the greeting.
     probe: bool,
+    /// The topics a one-way transport's request named.
+    topics: Vec<String>,
 }
 
 #[derive(Debug, Default)]
@@ -508,6 +510,7 @@ impl Client {
             greeted: false,
             heartbeat_ms: self.config.poll_timeout_ms,
             probe,
+            topics: subscriptions.iter().map(|(t, _)| t.clone()).collect(),
         });
         self.timers[Timer::ConnectTimeout as usize] = Some(now + self.config.connect_timeout_ms);
         self.actions.push_back(Action::Connect {
@@ -640,6 +643,15 @@ impl Client {
             for t in topics {
                 self.send_subscribe(&t);
             }
+        } else if self
+            .conn
+            .as_ref()
+            .is_some_and(|c| !c.topics.iter().eq(self.subs.keys()))
+        {
+            // Topics came or went while the request was on its way: reopen
+            // with the current ones.
+            self.reopen(now);
+            return;
         }
         self.flush_outbox();
     }

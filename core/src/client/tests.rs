@@ -677,6 +677,30 @@ fn one_way_transport_without_topics_checks_the_gateway_then_idles() {
 }
 
 #[test]
+fn one_way_topics_that_change_while_opening_reopen_the_stream() {
+    let mut cfg = config();
+    cfg.transports = vec![TransportKind::Sse];
+    let mut h = Harness::new(cfg);
+    h.c.connect(h.now);
+    let (probe, _, subs) = h.expect_connect();
+    assert!(subs.is_empty());
+    // The app subscribes while the gateway check is on its way.
+    h.c.subscribe(h.now, "t").unwrap();
+    assert!(
+        h.actions().is_empty(),
+        "nothing to do before the check answers"
+    );
+    h.c.handle_transport(h.now, probe, TransportEvent::Opened);
+    let (_, transport, subs) = h.expect_connect();
+    assert_eq!(transport, TransportKind::Sse);
+    assert_eq!(
+        subs,
+        vec![("t".to_string(), None)],
+        "reopened with the topic"
+    );
+}
+
+#[test]
 fn one_way_transport_without_topics_fails_when_the_gateway_is_down() {
     let mut cfg = config();
     cfg.transports = vec![TransportKind::Sse];
