@@ -23,7 +23,7 @@ use wtransport::endpoint::IncomingSession;
 use wtransport::{Connection as WtConnection, Endpoint, Identity, ServerConfig, VarInt};
 
 use crate::close::CloseReason;
-use crate::hub::{random_token, Connection, Outbound};
+use crate::hub::{random_token, Connection, Outbound, Receiver};
 use crate::stats::Transport;
 use crate::transport::session::Session;
 use crate::{App, WebTransportInfo};
@@ -336,7 +336,7 @@ async fn dispatch(
     app: Arc<App>,
     wt: WtConnection,
     conn: Arc<Connection>,
-    mut rx: mpsc::Receiver<Outbound>,
+    mut rx: Receiver,
     control: mpsc::Sender<Bytes>,
     encoding: Encoding,
 ) -> CloseReason {
@@ -352,15 +352,12 @@ async fn dispatch(
         tokio::select! {
             biased;
             r = conn.closed() => break r,
-            item = rx.recv() => match item {
-                Some(i) => router.route(i),
-                None => break CloseReason::PeerGone,
-            },
+            item = rx.recv() => router.route(item),
         }
     };
     if reason == CloseReason::Shutdown {
         // What was accepted before the shutdown still reaches the client.
-        while let Ok(item) = rx.try_recv() {
+        while let Some(item) = rx.try_recv() {
             router.route(item);
         }
     }
