@@ -29,6 +29,9 @@ pub struct SharedPublication {
     /// The publication.
     pub publication: Publication,
     encoded: [OnceLock<Bytes>; 2],
+    /// The frame with its length prefix, for stream transports (made only
+    /// when one asks).
+    prefixed: [OnceLock<Bytes>; 2],
 }
 
 impl SharedPublication {
@@ -36,6 +39,7 @@ impl SharedPublication {
         Self {
             publication,
             encoded: [OnceLock::new(), OnceLock::new()],
+            prefixed: [OnceLock::new(), OnceLock::new()],
         }
     }
 
@@ -43,6 +47,13 @@ impl SharedPublication {
     pub fn frame(&self, encoding: Encoding) -> &Bytes {
         self.encoded[encoding.index()]
             .get_or_init(|| Bytes::from(encoding.encode_publication(&self.publication)))
+    }
+
+    /// The frame with the 4-byte length prefix of stream transports
+    /// (`livegate_core::framing`), made once and shared like the frame.
+    pub fn length_prefixed(&self, encoding: Encoding) -> &Bytes {
+        self.prefixed[encoding.index()]
+            .get_or_init(|| Bytes::from(livegate_core::framing::frame(self.frame(encoding))))
     }
 }
 
