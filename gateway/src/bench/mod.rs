@@ -176,9 +176,17 @@ impl BenchConfig {
                 "give at least one transport and one encoding".into(),
             ));
         }
-        // Each subscriber holds a connection (two for WebTransport's UDP and
-        // discovery), plus the publisher, idle connections and some slack.
-        let needed = (self.subscribers as u64) * 3 + self.idle as u64 + 64;
+        // Each subscriber holds one connection; over WebTransport up to
+        // three (its UDP socket, discovery, the HTTP fallback). Plus the
+        // publisher, idle connections and some slack. Variants run one
+        // after another, so the largest one counts.
+        let per_subscriber =
+            if self.peers.is_empty() && self.transports.contains(&TransportKind::WebTransport) {
+                3
+            } else {
+                1
+            };
+        let needed = (self.subscribers as u64) * per_subscriber + self.idle as u64 + 64;
         if let Some(limit) = procfs::open_files_limit() {
             if limit < needed {
                 return Err(BenchError::FileLimit { needed, limit });
