@@ -199,7 +199,17 @@ enum IoEvent {
 /// Reports `Flushed` only when `flushing` (the caller waits for it to take
 /// the next batch). Reading is polled every time, so a busy outbound queue
 /// never starves the client's messages.
-fn poll_io(ws: &mut WebSocketStream<WsIo>, flushing: bool) -> impl Future<Output = IoEvent> + '_ {
+///
+/// `read_idle` says the last read ended in `Pending`: tungstenite then holds
+/// no complete frame and `WsIo` no bytes, so unless the socket has become
+/// readable, asking tungstenite again would only repeat that answer (a few
+/// hundred instructions, twice per delivery on a quiet connection).
+/// `WsIo::poll_read_ready` registers for readability in that case.
+fn poll_io<'a>(
+    ws: &'a mut WebSocketStream<WsIo>,
+    flushing: bool,
+    read_idle: &'a mut bool,
+) -> impl Future<Output = IoEvent> + 'a {
     std::future::poll_fn(move |cx| {
         let mut flushed = false;
         if ws.get_ref().has_output() {
@@ -209,7 +219,14 @@ fn poll_io(ws: &mut WebSocketStream<WsIo>, flushing: bool) -> impl Future<Output
                 Poll::Ready(Err(_)) => return Poll::Ready(IoEvent::WriteFailed),
             }
         }
-        match Pin::new(&mut *ws).poll_next(cx) {
+        let skip_read = *read_idle && ws.get_mut().poll_read_ready(cx).is_pending();
+        let read = if skip_read {
+            Poll::Pending
+        } else {
+            Pin::new(&mut *ws).poll_next(cx)
+        };
+        *read_idle = read.is_pending();
+        match read {
             Poll::Ready(msg) => Poll::Ready(IoEvent::Read(msg)),
             Poll::Pending if flushed => Poll::Ready(IoEvent::Flushed),
             Poll::Pending => Poll::Pending,
@@ -246,6 +263,7 @@ async fn serve(
     // record their time, the timer looks at it when it fires.
     let timer = tokio::time::sleep_until(next_ping.min(last_read + idle));
     tokio::pin!(timer);
+    let mut read_idle = false;
     loop {
         let flushing = ws.get_ref().has_output();
         // Biased: a close request first. The next batch is taken only once
@@ -278,7 +296,7 @@ async fn serve(
                     Step::Continue
                 }
             }
-            ev = poll_io(ws, flushing) => match ev {
+            ev = poll_io(ws, flushing, &mut read_idle) => match ev {
                 IoEvent::Flushed => Step::Continue,
                 IoEvent::WriteFailed => Step::Close(CloseReason::PeerGone, false),
                 IoEvent::Read(msg) => {

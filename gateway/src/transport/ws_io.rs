@@ -31,6 +31,8 @@ const READ_CHUNK: usize = 4096;
 /// Most queue entries given to one vectored write (two slices each; Linux
 /// takes up to 1024).
 const MAX_WRITE_ENTRIES: usize = 64;
+/// Queues this short are written with a small slice array.
+const FEW: usize = 4;
 /// Bytes tungstenite may queue before its writes wait for the socket (only
 /// control frames take this path).
 const MAX_CONTROL_BYTES: usize = 64 * 1024;
@@ -92,6 +94,16 @@ impl WsIo {
         }
     }
 
+    /// Polls the socket for readability (registering the task's waker when
+    /// it is not) and tells whether bytes are buffered or may be read.
+    pub fn poll_read_ready(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        if !self.rbuf.is_empty() {
+            return Poll::Ready(());
+        }
+        // An error is reported by the read that follows.
+        self.tcp.poll_read_ready(cx).map(|_| ())
+    }
+
     /// Whether output waits to be written.
     pub fn has_output(&self) -> bool {
         !self.out.is_empty()
@@ -135,22 +147,15 @@ impl WsIo {
     /// Writes the queue to the socket, a batch per vectored write.
     pub fn poll_flush_out(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         while !self.out.is_empty() {
-            let n = {
+            // A quiet connection writes one frame at a time: no need to
+            // clear room for a whole batch of slices then.
+            let n = if self.out.len() <= FEW {
+                let mut slices = [IoSlice::new(&[]); FEW * 2];
+                let count = fill_slices(&self.out, self.written, &mut slices);
+                ready!(Pin::new(&mut self.tcp).poll_write_vectored(cx, &slices[..count]))?
+            } else {
                 let mut slices = [IoSlice::new(&[]); MAX_WRITE_ENTRIES * 2];
-                let mut count = 0;
-                let mut skip = self.written;
-                for e in self.out.iter().take(MAX_WRITE_ENTRIES) {
-                    let head = &e.head[..usize::from(e.head_len)];
-                    for part in [head, &e.payload[..]] {
-                        if skip >= part.len() {
-                            skip -= part.len();
-                            continue;
-                        }
-                        slices[count] = IoSlice::new(&part[skip..]);
-                        skip = 0;
-                        count += 1;
-                    }
-                }
+                let count = fill_slices(&self.out, self.written, &mut slices);
                 ready!(Pin::new(&mut self.tcp).poll_write_vectored(cx, &slices[..count]))?
             };
             if n == 0 {
@@ -176,6 +181,27 @@ impl WsIo {
             self.out.pop_front();
         }
     }
+}
+
+/// Points `slices` at the unwritten part of the queue's first entries (two
+/// slices per entry at most), skipping the `written` bytes of the first;
+/// returns how many it used.
+fn fill_slices<'a>(out: &'a VecDeque<Entry>, written: usize, slices: &mut [IoSlice<'a>]) -> usize {
+    let mut count = 0;
+    let mut skip = written;
+    for e in out.iter().take(slices.len() / 2) {
+        let head = &e.head[..usize::from(e.head_len)];
+        for part in [head, &e.payload[..]] {
+            if skip >= part.len() {
+                skip -= part.len();
+                continue;
+            }
+            slices[count] = IoSlice::new(&part[skip..]);
+            skip = 0;
+            count += 1;
+        }
+    }
+    count
 }
 
 impl AsyncRead for WsIo {
@@ -275,6 +301,31 @@ mod tests {
         let mut got = vec![0u8; want.len()];
         client.read_exact(&mut got).await.unwrap();
         assert_eq!(got, want);
+    }
+
+    #[tokio::test]
+    async fn partial_writes_resume_where_they_stopped() {
+        let (mut io, mut client) = pair().await;
+        // More than the socket buffers hold: the flush waits for the reader
+        // and resumes inside headers and payloads.
+        let frames: Vec<Bytes> = (0..200u8)
+            .map(|i| Bytes::from(vec![i; 40_000 + usize::from(i)]))
+            .collect();
+        let mut want = Vec::new();
+        for f in &frames {
+            io.push_frame(Opcode::Binary, f.clone());
+            want.extend_from_slice(&[0x82, 126]);
+            want.extend_from_slice(&(f.len() as u16).to_be_bytes());
+            want.extend_from_slice(f);
+        }
+        let len = want.len();
+        let reader = tokio::spawn(async move {
+            let mut got = vec![0u8; len];
+            client.read_exact(&mut got).await.unwrap();
+            got
+        });
+        io.flush().await.unwrap();
+        assert_eq!(reader.await.unwrap(), want);
     }
 
     #[tokio::test]
