@@ -18,7 +18,7 @@ use livegate_core::history::{Bounds, History, Unrecoverable};
 use livegate_core::protocol::{Position, Publication, ServerFrame};
 use livegate_core::topic::Namespaces;
 use livegate_core::{Encoding, ErrorCode, Payload};
-use tokio::sync::{mpsc, Notify};
+use tokio::sync::Notify;
 
 use crate::close::CloseReason;
 use crate::stats::Stats;
@@ -29,6 +29,9 @@ pub struct SharedPublication {
     /// The publication.
     pub publication: Publication,
     encoded: [OnceLock<Bytes>; 2],
+    /// The frame with its length prefix, for stream transports (made only
+    /// when one asks).
+    prefixed: [OnceLock<Bytes>; 2],
 }
 
 impl SharedPublication {
@@ -36,6 +39,7 @@ impl SharedPublication {
         Self {
             publication,
             encoded: [OnceLock::new(), OnceLock::new()],
+            prefixed: [OnceLock::new(), OnceLock::new()],
         }
     }
 
@@ -43,6 +47,13 @@ impl SharedPublication {
     pub fn frame(&self, encoding: Encoding) -> &Bytes {
         self.encoded[encoding.index()]
             .get_or_init(|| Bytes::from(encoding.encode_publication(&self.publication)))
+    }
+
+    /// The frame with the 4-byte length prefix of stream transports
+    /// (`livegate_core::framing`), made once and shared like the frame.
+    pub fn length_prefixed(&self, encoding: Encoding) -> &Bytes {
+        self.prefixed[encoding.index()]
+            .get_or_init(|| Bytes::from(livegate_core::framing::frame(self.frame(encoding))))
     }
 }
 
@@ -143,32 +154,71 @@ impl Outbound {
 }
 
 /// One subscriber-side connection as the hub sees it: a bounded queue and a
-/// close signal. Transports own the receiving end and the socket.
+/// close signal. Transports own the receiving end ([`Receiver`]) and the
+/// socket.
+///
+/// The queue is a `VecDeque` under a mutex rather than a tokio channel: a
+/// channel allocates about 1 KiB per connection up front (cache-padded
+/// state and a first block of 32 slots), which an idle connection cannot
+/// afford; this queue allocates only while items wait, and gives the buffer
+/// back once drained.
 #[derive(Debug)]
 pub struct Connection {
     /// Hub-wide id.
     pub id: u64,
-    tx: mpsc::Sender<Outbound>,
+    queue: Mutex<Queue>,
+    capacity: usize,
+    /// Wakes the receiver when the queue stops being empty.
+    ready: Notify,
     stats: Arc<Stats>,
     close_reason: AtomicU8,
     close_signal: Notify,
+}
+
+#[derive(Debug)]
+struct Queue {
+    items: VecDeque<Outbound>,
+    /// False once the receiver is gone: nothing more is queued.
+    open: bool,
+}
+
+/// A drained queue keeps at most this many slots; a bigger buffer (left by a
+/// burst) is freed, so a connection's memory follows its current backlog.
+const KEEP_SLOTS: usize = 64;
+
+impl Queue {
+    fn release_if_drained(&mut self, keep: usize) {
+        if self.items.is_empty() && self.items.capacity() > keep {
+            self.items = VecDeque::new();
+        }
+    }
 }
 
 impl Connection {
     /// Queues an item. Returns false when the connection is closing or its
     /// queue is full, in which case it is closed as a slow consumer.
     pub fn send(&self, item: Outbound) -> bool {
-        match self.tx.try_send(item) {
-            Ok(()) => true,
-            Err(mpsc::error::TrySendError::Full(_)) => {
-                if self.close(CloseReason::SlowConsumer) {
-                    self.stats.slow_consumer();
-                    tracing::debug!(conn = self.id, "slow consumer cut");
-                }
-                false
-            }
-            Err(mpsc::error::TrySendError::Closed(_)) => false,
+        let mut q = lock(&self.queue);
+        if !q.open {
+            return false;
         }
+        if q.items.len() >= self.capacity {
+            drop(q);
+            if self.close(CloseReason::SlowConsumer) {
+                self.stats.slow_consumer();
+                tracing::debug!(conn = self.id, "slow consumer cut");
+            }
+            return false;
+        }
+        q.items.push_back(item);
+        // The receiver drains the queue before it waits, so only the first
+        // item after it went empty needs to wake it.
+        let wake = q.items.len() == 1;
+        drop(q);
+        if wake {
+            self.ready.notify_one();
+        }
+        true
     }
 
     /// Asks the transport to close the connection. The first reason wins;
@@ -179,9 +229,12 @@ impl Connection {
             .compare_exchange(0, reason as u8, Ordering::AcqRel, Ordering::Acquire)
             .is_ok();
         if won {
-            // One waiter (the transport's writer); a stored permit covers the
-            // case where it is not waiting right now.
+            // One waiter each (the transport's writer); a stored permit
+            // covers the case where it is not waiting right now. `ready`
+            // too, for a transport that waits on the queue and the close
+            // request at once ([`Receiver::next_event`]).
             self.close_signal.notify_one();
+            self.ready.notify_one();
         }
         won
     }
@@ -199,6 +252,91 @@ impl Connection {
             }
             self.close_signal.notified().await;
         }
+    }
+}
+
+/// What [`Receiver::next_event`] saw.
+#[derive(Debug)]
+pub enum Event {
+    /// The connection was asked to close.
+    Close(CloseReason),
+    /// An item was queued.
+    Item(Outbound),
+}
+
+/// The receiving end of a connection's queue; dropping it stops the queue
+/// (later sends are refused without closing the connection).
+#[derive(Debug)]
+pub struct Receiver {
+    conn: Arc<Connection>,
+}
+
+impl Receiver {
+    /// The next item, waiting for one. Cancel-safe: an item is only taken
+    /// when this resolves.
+    pub async fn recv(&mut self) -> Outbound {
+        loop {
+            if let Some(item) = self.try_recv() {
+                return item;
+            }
+            self.conn.ready.notified().await;
+        }
+    }
+
+    /// A close request, or else (when `want_item`) the next item, waiting
+    /// for either. One future instead of [`Connection::closed`] and
+    /// [`Receiver::recv`] side by side keeps a connection's task smaller.
+    pub async fn next_event(&mut self, want_item: bool) -> Event {
+        loop {
+            if let Some(r) = self.conn.close_reason() {
+                return Event::Close(r);
+            }
+            if want_item {
+                if let Some(item) = self.try_recv() {
+                    return Event::Item(item);
+                }
+            }
+            self.conn.ready.notified().await;
+        }
+    }
+
+    /// The next item if one is queued.
+    pub fn try_recv(&mut self) -> Option<Outbound> {
+        let mut q = lock(&self.conn.queue);
+        let item = q.items.pop_front();
+        q.release_if_drained(KEEP_SLOTS);
+        item
+    }
+
+    /// Moves up to `max` queued items to `out` under one lock.
+    pub fn recv_many(&mut self, out: &mut Vec<Outbound>, max: usize) {
+        let mut q = lock(&self.conn.queue);
+        let n = q.items.len().min(max);
+        out.extend(q.items.drain(..n));
+        q.release_if_drained(KEEP_SLOTS);
+    }
+
+    /// Whether nothing is queued.
+    pub fn is_empty(&self) -> bool {
+        lock(&self.conn.queue).items.is_empty()
+    }
+
+    /// Frees the queue's buffer if nothing is queued (for idle connections).
+    pub fn release_idle(&mut self) {
+        lock(&self.conn.queue).release_if_drained(0);
+    }
+}
+
+impl Drop for Receiver {
+    fn drop(&mut self) {
+        let items = {
+            let mut q = lock(&self.conn.queue);
+            q.open = false;
+            std::mem::take(&mut q.items)
+        };
+        // Dropped outside the lock: they may hold the last reference to big
+        // publications.
+        drop(items);
     }
 }
 
@@ -384,17 +522,21 @@ impl Hub {
 
     /// A new connection with a queue of `queue_size` items; the hub keeps a
     /// weak reference for shutdown.
-    pub fn connect(&self, queue_size: usize) -> (Arc<Connection>, mpsc::Receiver<Outbound>) {
-        let (tx, rx) = mpsc::channel(queue_size);
+    pub fn connect(&self, queue_size: usize) -> (Arc<Connection>, Receiver) {
         let conn = Arc::new(Connection {
             id: self.next_id.fetch_add(1, Ordering::Relaxed),
-            tx,
+            queue: Mutex::new(Queue {
+                items: VecDeque::new(),
+                open: true,
+            }),
+            capacity: queue_size,
+            ready: Notify::new(),
             stats: self.stats.clone(),
             close_reason: AtomicU8::new(0),
             close_signal: Notify::new(),
         });
         lock(&self.connections).insert(conn.id, Arc::downgrade(&conn));
-        (conn, rx)
+        (conn.clone(), Receiver { conn })
     }
 
     /// Forgets a connection: its subscriptions on `topics` and its entry.
@@ -626,9 +768,9 @@ mod tests {
         Payload::from_json(s.to_owned()).unwrap()
     }
 
-    fn offsets(rx: &mut mpsc::Receiver<Outbound>) -> Vec<u64> {
+    fn offsets(rx: &mut Receiver) -> Vec<u64> {
         let mut out = Vec::new();
-        while let Ok(item) = rx.try_recv() {
+        while let Some(item) = rx.try_recv() {
             match item {
                 Outbound::Publication(p) => out.push(p.publication.offset),
                 Outbound::Subscribed(s) => {
@@ -649,7 +791,7 @@ mod tests {
         hub.subscribe(&b, "t", None, None, 0).unwrap();
         let _ = (ra.try_recv(), rb.try_recv()); // subscribed
         hub.publish("t", None, json("{\"x\":1}"), None, 1);
-        let (Ok(Outbound::Publication(pa)), Ok(Outbound::Publication(pb))) =
+        let (Some(Outbound::Publication(pa)), Some(Outbound::Publication(pb))) =
             (ra.try_recv(), rb.try_recv())
         else {
             panic!("both subscribers get the publication");

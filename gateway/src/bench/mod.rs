@@ -12,6 +12,7 @@ mod procfs;
 pub mod report;
 
 use std::io::{BufRead, BufReader};
+use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -176,9 +177,17 @@ impl BenchConfig {
                 "give at least one transport and one encoding".into(),
             ));
         }
-        // Each subscriber holds a connection (two for WebTransport's UDP and
-        // discovery), plus the publisher, idle connections and some slack.
-        let needed = (self.subscribers as u64) * 3 + self.idle as u64 + 64;
+        // Each subscriber holds one connection; over WebTransport up to
+        // three (its UDP socket, discovery, the HTTP fallback). Plus the
+        // publisher, idle connections and some slack. Variants run one
+        // after another, so the largest one counts.
+        let per_subscriber =
+            if self.peers.is_empty() && self.transports.contains(&TransportKind::WebTransport) {
+                3
+            } else {
+                1
+            };
+        let needed = (self.subscribers as u64) * per_subscriber + self.idle as u64 + 64;
         if let Some(limit) = procfs::open_files_limit() {
             if limit < needed {
                 return Err(BenchError::FileLimit { needed, limit });
@@ -571,10 +580,17 @@ async fn idle_memory(config: &BenchConfig) -> Result<Option<f64>, BenchError> {
     let Some(before) = procfs::sample(pid) else {
         return Ok(None);
     };
+    // The gateway listens on 127.0.0.1 (see `spawn_gateway`).
+    let gateway: SocketAddr = spawned
+        .url
+        .strip_prefix("http://")
+        .and_then(|a| a.parse().ok())
+        .ok_or_else(|| BenchError::Gateway(format!("unexpected address {}", spawned.url)))?;
     let mut conns = Vec::with_capacity(config.idle);
     for i in 0..config.idle {
-        match tokio_tungstenite::connect_async(url.as_str()).await {
-            Ok((ws, _)) => conns.push(ws),
+        let connected = idle_connection(&url, gateway, source_for(i)).await;
+        match connected {
+            Ok(ws) => conns.push(ws),
             Err(e) => {
                 return Err(BenchError::Gateway(format!(
                     "idle connection {i} failed: {e}"
@@ -592,4 +608,47 @@ async fn idle_memory(config: &BenchConfig) -> Result<Option<f64>, BenchError> {
     }
     drop(conns);
     Ok(after.map(|a| a.rss_kib.saturating_sub(before.rss_kib) as f64 / config.idle as f64))
+}
+
+/// Idle connections per loopback source address: one (source, destination)
+/// pair has only the ephemeral ports (32768-60999 by default, about 28k).
+const PER_SOURCE: usize = 25_000;
+
+/// The source address of the `i`th idle connection: 127.0.0.1 for the first
+/// [`PER_SOURCE`], then 127.0.0.2 and so on (all of 127/8 is local on Linux).
+fn source_for(i: usize) -> Ipv4Addr {
+    let n = u8::try_from(1 + i / PER_SOURCE).unwrap_or(u8::MAX);
+    Ipv4Addr::new(127, 0, 0, n)
+}
+
+type IdleWs = tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>;
+
+/// One idle WebSocket connection to `gateway` from `source`.
+async fn idle_connection(
+    url: &str,
+    gateway: SocketAddr,
+    source: Ipv4Addr,
+) -> Result<IdleWs, String> {
+    let socket = tokio::net::TcpSocket::new_v4().map_err(|e| e.to_string())?;
+    socket
+        .bind(SocketAddr::new(source.into(), 0))
+        .map_err(|e| format!("binding {source}: {e}"))?;
+    let tcp = socket.connect(gateway).await.map_err(|e| e.to_string())?;
+    let (ws, _) = tokio_tungstenite::client_async(url, tcp)
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(ws)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn idle_connections_spread_over_loopback_sources() {
+        assert_eq!(source_for(0), Ipv4Addr::new(127, 0, 0, 1));
+        assert_eq!(source_for(PER_SOURCE - 1), Ipv4Addr::new(127, 0, 0, 1));
+        assert_eq!(source_for(PER_SOURCE), Ipv4Addr::new(127, 0, 0, 2));
+        assert_eq!(source_for(3 * PER_SOURCE + 7), Ipv4Addr::new(127, 0, 0, 4));
+    }
 }

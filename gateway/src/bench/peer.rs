@@ -14,6 +14,7 @@ use futures_util::{SinkExt, StreamExt};
 use hdrhistogram::Histogram;
 use http_body_util::Full;
 use hyper_util::rt::TokioIo;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message;
 
 use super::{now_us, payload, procfs, BenchError, Latency, VariantResult};
@@ -34,16 +35,23 @@ pub struct PeerConfig {
     pub pid: Option<u32>,
 }
 
-/// Pulls the benchmark payload out of a message: the message itself, or the
-/// `data` of a livegate `publication` frame.
+/// Pulls the benchmark payload's send time out of a message: the message
+/// itself, or the `data` of a livegate `publication` frame.
+///
+/// A scan rather than a JSON parse: with thousands of subscribers in one
+/// process, parsing every message into a `serde_json::Value` made the load
+/// generator, not the server, set the latency. livegate frames start with
+/// their `type` and only publications carry a payload; the payload's first
+/// key is `t` (see `payload`), and no other key of a frame is `t`.
 fn sent_at(text: &str) -> Option<u64> {
-    let v: serde_json::Value = serde_json::from_str(text).ok()?;
-    let payload = if v["type"] == "publication" {
-        &v["data"]
-    } else {
-        &v
-    };
-    payload["t"].as_u64()
+    if let Some(rest) = text.strip_prefix(r#"{"type":""#) {
+        if !rest.starts_with(r#"publication""#) {
+            return None;
+        }
+    }
+    let at = text.find(r#""t":"#)? + 4;
+    let digits = text[at..].bytes().take_while(u8::is_ascii_digit).count();
+    text[at..at + digits].parse().ok()
 }
 
 async fn keep_alive_sender(
@@ -88,9 +96,13 @@ pub async fn run_peer(
     let mut readers = Vec::with_capacity(subscribers);
     let mut locals = Vec::with_capacity(subscribers);
     for i in 0..subscribers {
-        let (mut ws, _) = tokio_tungstenite::connect_async(peer.ws_url.as_str())
-            .await
-            .map_err(|e| BenchError::Gateway(format!("{}: subscriber {i}: {e}", peer.name)))?;
+        // A small read buffer: the default (128 KiB) times thousands of
+        // subscribers only spreads the load generator over more memory.
+        let config = WebSocketConfig::default().read_buffer_size(4096);
+        let (mut ws, _) =
+            tokio_tungstenite::connect_async_with_config(peer.ws_url.as_str(), Some(config), false)
+                .await
+                .map_err(|e| BenchError::Gateway(format!("{}: subscriber {i}: {e}", peer.name)))?;
         if let Some(m) = &peer.subscribe_message {
             ws.send(Message::text(m.clone()))
                 .await
@@ -251,5 +263,28 @@ mod tests {
         );
         assert_eq!(sent_at(r#"{"type":"subscribed","topic":"a"}"#), None);
         assert_eq!(sent_at("not json"), None);
+        assert_eq!(sent_at(r#"{"t":"x"}"#), None);
+        // What the gateway really sends.
+        let data = payload(7, 64);
+        let t = data.to_json_value()["t"].as_u64();
+        let frame = livegate_core::Encoding::Json.encode_publication(
+            &livegate_core::protocol::Publication {
+                topic: "bench.t".into(),
+                epoch: "e".into(),
+                offset: 1,
+                event: Some("t".into()),
+                data,
+                time_ms: 1,
+            },
+        );
+        assert!(t.is_some());
+        assert_eq!(std::str::from_utf8(&frame).ok().and_then(sent_at), t);
+        // A replay inside `subscribed` is not a delivery.
+        assert_eq!(
+            sent_at(
+                r#"{"type":"subscribed","topic":"a","publications":[{"type":"publication","data":{"t":5}}]}"#
+            ),
+            None
+        );
     }
 }

@@ -8,6 +8,7 @@ pub mod poll;
 pub mod session;
 pub mod sse;
 pub mod ws;
+pub mod ws_io;
 pub mod wt;
 
 use std::collections::HashMap;

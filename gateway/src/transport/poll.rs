@@ -66,17 +66,14 @@ pub async fn handler(State(app): State<Arc<App>>, req: Request) -> Response {
     };
     let deadline = tokio::time::Instant::now() + Duration::from_millis(timeout_ms);
     loop {
-        while let Ok(item) = rx.try_recv() {
+        while let Some(item) = rx.try_recv() {
             answer.take(item);
         }
         if !answer.frames.is_empty() || answer.full {
             break;
         }
         tokio::select! {
-            item = rx.recv() => match item {
-                Some(item) => answer.take(item),
-                None => break,
-            },
+            item = rx.recv() => answer.take(item),
             _ = tokio::time::sleep_until(deadline) => break,
             _ = conn.closed() => break,
         }

@@ -15,10 +15,9 @@ use axum::response::{IntoResponse, Response};
 use bytes::{BufMut, Bytes, BytesMut};
 use livegate_core::protocol::{Position, ServerFrame};
 use livegate_core::Encoding;
-use tokio::sync::mpsc;
 
 use crate::close::CloseReason;
-use crate::hub::{random_token, Connection, Outbound};
+use crate::hub::{random_token, Connection, Outbound, Receiver};
 use crate::server::ConnControl;
 use crate::stats::{ConnectionGuard, Transport};
 use crate::transport::parse_topic_query;
@@ -116,7 +115,7 @@ pub async fn handler(State(app): State<Arc<App>>, req: Request) -> Response {
 struct StreamState {
     app: Arc<App>,
     conn: Arc<Connection>,
-    rx: mpsc::Receiver<Outbound>,
+    rx: Receiver,
     topics: Vec<String>,
     positions: HashMap<String, Position>,
     first: Option<Bytes>,
@@ -155,7 +154,7 @@ impl StreamState {
                 }
                 if reason == CloseReason::Shutdown {
                     // What was accepted before the shutdown still reaches the client.
-                    while let Ok(item) = self.rx.try_recv() {
+                    while let Some(item) = self.rx.try_recv() {
                         self.write_item(&mut out, item);
                     }
                 }
@@ -167,12 +166,11 @@ impl StreamState {
                 event(&mut out, None, "disconnect", &Encoding::Json.encode_server(&frame));
             }
             item = self.rx.recv() => {
-                let item = item?;
                 self.write_item(&mut out, item);
                 for _ in 1..BATCH {
                     match self.rx.try_recv() {
-                        Ok(item) => self.write_item(&mut out, item),
-                        Err(_) => break,
+                        Some(item) => self.write_item(&mut out, item),
+                        None => break,
                     }
                 }
             }
@@ -186,7 +184,7 @@ impl StreamState {
     /// publication that arrived meanwhile, in queue order.
     fn write_subscriptions(&mut self, out: &mut BytesMut) {
         let mut queued = Vec::new();
-        while let Ok(item) = self.rx.try_recv() {
+        while let Some(item) = self.rx.try_recv() {
             queued.push(item);
         }
         let mut rest = Vec::with_capacity(queued.len());

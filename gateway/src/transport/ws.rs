@@ -1,18 +1,22 @@
 //! WebSocket `/ws`: the upgrade is done by hand on hyper so the stream is a
 //! plain `tokio_tungstenite::WebSocketStream` (see `docs/architecture.md`).
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Duration;
 
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use futures_util::stream::SplitSink;
-use futures_util::{SinkExt, StreamExt};
+use bytes::Bytes;
+use futures_util::{FutureExt, Sink, SinkExt, Stream};
 use hyper_util::rt::TokioIo;
 use livegate_core::protocol::ServerFrame;
 use livegate_core::Encoding;
-use tokio::sync::mpsc;
+use tokio::net::TcpStream;
+use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
@@ -21,13 +25,11 @@ use tokio_tungstenite::WebSocketStream;
 
 use crate::api::ApiError;
 use crate::close::CloseReason;
-use crate::hub::{random_token, Connection, Outbound};
+use crate::hub::{random_token, Event, Outbound, Receiver};
 use crate::stats::Transport;
 use crate::transport::session::Session;
+use crate::transport::ws_io::{Opcode, WsIo};
 use crate::App;
-
-type Io = TokioIo<hyper::upgrade::Upgraded>;
-type Sink = SplitSink<WebSocketStream<Io>, Message>;
 
 /// Most queued items written before one flush.
 const BATCH: usize = 64;
@@ -101,9 +103,22 @@ pub async fn upgrade(State(app): State<Arc<App>>, mut req: Request) -> Response 
         return ApiError::bad_request("this connection cannot be upgraded").into_response();
     };
     tokio::spawn(async move {
-        match on_upgrade.await {
-            Ok(upgraded) => run(app, TokioIo::new(upgraded), encoding).await,
-            Err(e) => tracing::debug!(error = %e, "websocket upgrade failed"),
+        let upgraded = match on_upgrade.await {
+            Ok(upgraded) => upgraded,
+            Err(e) => return tracing::debug!(error = %e, "websocket upgrade failed"),
+        };
+        // `server.rs` serves every connection on a `TokioIo<TcpStream>`;
+        // owning the socket itself lets `WsIo` wait for readiness before it
+        // allocates a read buffer.
+        let Ok(parts) = upgraded.downcast::<TokioIo<TcpStream>>() else {
+            return tracing::error!("websocket upgrade on an unexpected socket type; dropped");
+        };
+        let io = WsIo::new(parts.io.into_inner(), parts.read_buf);
+        // The connection gets a task of its own, sized for it alone; this
+        // one (which also had to hold the upgrade) ends here.
+        match run(app, io, encoding) {
+            Some(connection) => drop(tokio::spawn(connection)),
+            None => tracing::error!("could not set up the websocket stream; dropped"),
         }
     });
     let mut res = StatusCode::SWITCHING_PROTOCOLS.into_response();
@@ -122,54 +137,195 @@ pub async fn upgrade(State(app): State<Arc<App>>, mut req: Request) -> Response 
     res
 }
 
-async fn run(app: Arc<App>, io: Io, encoding: Encoding) {
+/// The connection's task, or `None` if the stream could not be set up.
+///
+/// A plain function returning the future, with everything the connection
+/// owns built before the `async` block: the block then keeps each value
+/// once, where an `async fn` keeps its arguments and the locals made from
+/// them side by side. Every idle connection pays for its task's size.
+fn run(app: Arc<App>, io: WsIo, encoding: Encoding) -> Option<impl Future<Output = ()>> {
     let max = app.config.max_frame_bytes;
-    // Small buffers: an idle connection must stay small; they grow on demand.
+    // No buffers of tungstenite's own: `WsIo` reads on demand and queues
+    // writes (see its module comment); buffers grow only when a message
+    // needs it.
     let config = WebSocketConfig::default()
-        .read_buffer_size(1024)
-        .write_buffer_size(16 * 1024)
+        .read_buffer_size(0)
+        .write_buffer_size(0)
         .max_message_size(Some(max))
         .max_frame_size(Some(max));
-    let ws = WebSocketStream::from_raw_socket(io, Role::Server, Some(config)).await;
-    let _counted = app.stats.connection(Transport::Ws);
-    let (conn, rx) = app.hub.connect(app.config.queue_size);
-    conn.send(Outbound::frame(ServerFrame::Connected {
+    // It only wraps the socket, so it is ready at once.
+    let mut ws = WebSocketStream::from_raw_socket(io, Role::Server, Some(config)).now_or_never()?;
+    let counted = app.stats.connection(Transport::Ws);
+    let (conn, mut rx) = app.hub.connect(app.config.queue_size);
+    // The first frame, written straight to the socket: nothing can be queued
+    // before it, and an idle connection then never allocates a queue.
+    let connected = Outbound::frame(ServerFrame::Connected {
         client_id: format!("{}-{}", conn.id, random_token(6)),
         heartbeat_ms: app.config.heartbeat_ms,
-    }));
-    let (sink, mut stream) = ws.split();
-    let mut writer = tokio::spawn(write_loop(
-        sink,
-        rx,
-        conn.clone(),
-        encoding,
-        app.config.heartbeat(),
-        app.config.idle_timeout(),
-    ));
-    let mut session = Session::new(app.clone(), conn.clone());
-    let idle = app.config.idle_timeout();
-    let writer_done = loop {
-        tokio::select! {
-            _ = &mut writer => break true,
-            msg = tokio::time::timeout(idle, stream.next()) => {
-                let reason = match msg {
-                    Err(_) => Some(CloseReason::HeartbeatTimeout),
-                    Ok(None) => Some(CloseReason::PeerGone),
-                    Ok(Some(Err(e))) => Some(error_reason(&e)),
-                    Ok(Some(Ok(m))) => handle_message(&mut session, encoding, m).await,
-                };
-                if let Some(reason) = reason {
-                    conn.close(reason);
-                    break false;
-                }
+    })
+    .encode(encoding);
+    ws.get_mut().push_frame(opcode(encoding), connected);
+    let mut session = Session::new(app.clone(), conn);
+    Some(async move {
+        let (reason, peer_closed) = serve(&mut ws, &mut rx, &mut session, encoding, &app).await;
+        // Boxed: the closing sequence is big and runs once, so it should not
+        // make every idle connection's task bigger.
+        Box::pin(finish(
+            &mut ws,
+            &mut rx,
+            reason,
+            peer_closed,
+            encoding,
+            app.config.idle_timeout(),
+        ))
+        .await;
+        drop(ws);
+        session.finish();
+        drop(counted);
+    })
+}
+
+/// What the socket did.
+enum IoEvent {
+    /// The queued output was written.
+    Flushed,
+    /// Writing failed.
+    WriteFailed,
+    /// A message, an error, or the end of the stream.
+    Read(Option<Result<Message, WsError>>),
+}
+
+/// Writes queued output and reads the next message, whichever can progress.
+/// Reports `Flushed` only when `flushing` (the caller waits for it to take
+/// the next batch). Reading is polled every time, so a busy outbound queue
+/// never starves the client's messages.
+///
+/// `read_idle` says the last read ended in `Pending`: tungstenite then holds
+/// no complete frame and `WsIo` no bytes, so unless the socket has become
+/// readable, asking tungstenite again would only repeat that answer (a few
+/// hundred instructions, twice per delivery on a quiet connection).
+/// `WsIo::poll_read_ready` registers for readability in that case.
+fn poll_io<'a>(
+    ws: &'a mut WebSocketStream<WsIo>,
+    flushing: bool,
+    read_idle: &'a mut bool,
+) -> impl Future<Output = IoEvent> + 'a {
+    std::future::poll_fn(move |cx| {
+        let mut flushed = false;
+        if ws.get_ref().has_output() {
+            match Pin::new(&mut *ws).poll_flush(cx) {
+                Poll::Ready(Ok(())) => flushed = flushing,
+                Poll::Pending => {}
+                Poll::Ready(Err(_)) => return Poll::Ready(IoEvent::WriteFailed),
             }
         }
-    };
-    if !writer_done {
-        let _ = writer.await;
+        let skip_read = *read_idle && ws.get_mut().poll_read_ready(cx).is_pending();
+        let read = if skip_read {
+            Poll::Pending
+        } else {
+            Pin::new(&mut *ws).poll_next(cx)
+        };
+        *read_idle = read.is_pending();
+        match read {
+            Poll::Ready(msg) => Poll::Ready(IoEvent::Read(msg)),
+            Poll::Pending if flushed => Poll::Ready(IoEvent::Flushed),
+            Poll::Pending => Poll::Pending,
+        }
+    })
+}
+
+/// What one turn of [`serve`] came to.
+enum Step {
+    Continue,
+    /// Close for this reason; whether the peer's stream ended.
+    Close(CloseReason, bool),
+    /// A client message to handle.
+    Message(Message),
+}
+
+/// The connection's life until it closes: one task reads messages, writes
+/// the queue in batches and keeps the heartbeat. Returns why it closes and
+/// whether the peer's stream ended (then nothing more may be sent but the
+/// close handshake).
+async fn serve(
+    ws: &mut WebSocketStream<WsIo>,
+    rx: &mut Receiver,
+    session: &mut Session,
+    encoding: Encoding,
+    app: &App,
+) -> (CloseReason, bool) {
+    let heartbeat = app.config.heartbeat();
+    let idle = app.config.idle_timeout();
+    let start = Instant::now();
+    let mut next_ping = start + heartbeat;
+    let mut last_read = start;
+    // One timer for both the heartbeat and the idle timeout: reads only
+    // record their time, the timer looks at it when it fires.
+    let timer = tokio::time::sleep_until(next_ping.min(last_read + idle));
+    tokio::pin!(timer);
+    let mut read_idle = false;
+    loop {
+        let flushing = ws.get_ref().has_output();
+        // Biased: a close request first. The next batch is taken only once
+        // the last one is written, so while it is, the timer and the socket
+        // are polled; neither starves while the queue stays busy. Nothing
+        // here awaits: what a branch yields is handled below, so the task
+        // does not keep every branch's state for the length of a handler.
+        let step = tokio::select! {
+            biased;
+            ev = rx.next_event(!flushing) => match ev {
+                Event::Close(r) => Step::Close(r, false),
+                Event::Item(item) => {
+                    // Written by `poll_io`, which also reads meanwhile.
+                    push_batch(ws.get_mut(), item, rx, encoding);
+                    Step::Continue
+                }
+            },
+            () = &mut timer => {
+                let now = Instant::now();
+                if now >= last_read + idle {
+                    Step::Close(CloseReason::HeartbeatTimeout, false)
+                } else {
+                    if now >= next_ping {
+                        // Once per heartbeat, an empty queue gives its buffer back.
+                        rx.release_idle();
+                        ws.get_mut().push_frame(Opcode::Ping, Bytes::new());
+                        next_ping = now + heartbeat;
+                    }
+                    timer.as_mut().reset(next_ping.min(last_read + idle));
+                    Step::Continue
+                }
+            }
+            ev = poll_io(ws, flushing, &mut read_idle) => match ev {
+                IoEvent::Flushed => Step::Continue,
+                IoEvent::WriteFailed => Step::Close(CloseReason::PeerGone, false),
+                IoEvent::Read(msg) => {
+                    last_read = Instant::now();
+                    match msg {
+                        None | Some(Ok(Message::Close(_))) => Step::Close(CloseReason::PeerGone, true),
+                        // The stream is unusable but the connection can still
+                        // say why it closes (1002, 1009).
+                        Some(Err(e)) => Step::Close(error_reason(&e), false),
+                        Some(Ok(m)) => Step::Message(m),
+                    }
+                }
+            },
+        };
+        let (reason, ended) = match step {
+            Step::Continue => continue,
+            Step::Close(reason, ended) => (reason, ended),
+            // Boxed: handling may publish, a big future that idle
+            // connections should not carry.
+            Step::Message(m) => match Box::pin(handle_message(session, encoding, m)).await {
+                None => continue,
+                Some(reason) => (reason, false),
+            },
+        };
+        let conn = session.connection();
+        conn.close(reason);
+        // The first reason wins (a close may have raced).
+        return (conn.close_reason().unwrap_or(reason), ended);
     }
-    drop(stream);
-    session.finish();
 }
 
 fn error_reason(e: &WsError) -> CloseReason {
@@ -196,83 +352,53 @@ async fn handle_message(
     None
 }
 
-fn message(encoding: Encoding, bytes: bytes::Bytes) -> Option<Message> {
+fn opcode(encoding: Encoding) -> Opcode {
     match encoding {
-        Encoding::Msgpack => Some(Message::Binary(bytes)),
-        Encoding::Json => match bytes.try_into() {
-            Ok(text) => Some(Message::Text(text)),
-            Err(_) => {
-                tracing::error!("a JSON frame was not UTF-8; dropped");
-                None
-            }
-        },
+        // Our JSON encoder writes UTF-8 only, so text frames need no check.
+        Encoding::Json => Opcode::Text,
+        Encoding::Msgpack => Opcode::Binary,
     }
 }
 
-async fn write_batch(
-    sink: &mut Sink,
-    first: Outbound,
-    rx: &mut mpsc::Receiver<Outbound>,
-    encoding: Encoding,
-) -> Result<(), WsError> {
-    let mut item = Some(first);
-    let mut n = 0;
-    while let Some(it) = item.take() {
-        if let Some(m) = message(encoding, it.encode(encoding)) {
-            sink.feed(m).await?;
-        }
-        n += 1;
-        if n < BATCH {
-            item = rx.try_recv().ok();
-        }
+/// Queues `first` and up to `BATCH - 1` more queued items as frames.
+fn push_batch(io: &mut WsIo, first: Outbound, rx: &mut Receiver, encoding: Encoding) {
+    let op = opcode(encoding);
+    let mut more = Vec::new();
+    rx.recv_many(&mut more, BATCH - 1);
+    io.reserve(1 + more.len());
+    io.push_frame(op, first.encode(encoding));
+    for item in more {
+        io.push_frame(op, item.encode(encoding));
     }
-    sink.flush().await
 }
 
-async fn write_loop(
-    mut sink: Sink,
-    mut rx: mpsc::Receiver<Outbound>,
-    conn: Arc<Connection>,
+/// Writes the queue to the socket.
+async fn flush(ws: &mut WebSocketStream<WsIo>) -> Result<(), WsError> {
+    std::future::poll_fn(|cx| Pin::new(&mut *ws).poll_flush(cx)).await
+}
+
+/// Says goodbye: on shutdown the rest of the queue first, then (unless the
+/// peer left) the `disconnect` frame and the close frame.
+async fn finish(
+    ws: &mut WebSocketStream<WsIo>,
+    rx: &mut Receiver,
+    reason: CloseReason,
+    peer_closed: bool,
     encoding: Encoding,
-    heartbeat: Duration,
     idle_timeout: Duration,
 ) {
-    let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + heartbeat, heartbeat);
-    let reason = loop {
-        tokio::select! {
-            biased;
-            r = conn.closed() => break r,
-            item = rx.recv() => {
-                let Some(item) = item else { break CloseReason::PeerGone };
-                // A blocked write must not hide a close request.
-                let res = tokio::select! {
-                    r = write_batch(&mut sink, item, &mut rx, encoding) => r,
-                    r = conn.closed() => break r,
-                };
-                if res.is_err() {
-                    conn.close(CloseReason::PeerGone);
-                    break CloseReason::PeerGone;
-                }
-            }
-            _ = ping.tick() => {
-                if sink.send(Message::Ping(bytes::Bytes::new())).await.is_err() {
-                    conn.close(CloseReason::PeerGone);
-                    break CloseReason::PeerGone;
-                }
-            }
-        }
-    };
-    if reason == CloseReason::Shutdown {
+    if reason == CloseReason::Shutdown && !peer_closed {
         // What was accepted before the shutdown still reaches the client.
         let _ = tokio::time::timeout(CLOSE_GRACE, async {
-            while let Ok(item) = rx.try_recv() {
-                write_batch(&mut sink, item, &mut rx, encoding).await?;
+            while let Some(item) = rx.try_recv() {
+                push_batch(ws.get_mut(), item, rx, encoding);
+                flush(ws).await?;
             }
             Ok::<_, WsError>(())
         })
         .await;
     }
-    if reason.announced() {
+    if reason.announced() && !peer_closed {
         let frame = ServerFrame::Disconnect {
             code: reason.code().to_owned(),
             reason: reason.explain().to_owned(),
@@ -291,17 +417,13 @@ async fn write_loop(
         } else {
             CLOSE_GRACE
         };
-        let sent = tokio::time::timeout(grace, async {
-            if let Some(m) = message(encoding, bytes) {
-                sink.send(m).await?;
-            }
-            sink.send(Message::Close(Some(close))).await
-        })
-        .await;
+        // Queued behind whatever part of a batch is still unwritten.
+        ws.get_mut().push_frame(opcode(encoding), bytes);
+        let sent = tokio::time::timeout(grace, ws.send(Message::Close(Some(close)))).await;
         if !matches!(sent, Ok(Ok(()))) {
             // Closing now would send a bare close frame; just drop the connection.
             return;
         }
     }
-    let _ = tokio::time::timeout(CLOSE_GRACE, sink.close()).await;
+    let _ = tokio::time::timeout(CLOSE_GRACE, SinkExt::close(ws)).await;
 }

@@ -13,7 +13,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use livegate_core::framing::{self, FrameReader, Item};
 use livegate_core::protocol::ServerFrame;
 use livegate_core::Encoding;
@@ -23,7 +23,7 @@ use wtransport::endpoint::IncomingSession;
 use wtransport::{Connection as WtConnection, Endpoint, Identity, ServerConfig, VarInt};
 
 use crate::close::CloseReason;
-use crate::hub::{random_token, Connection, Outbound};
+use crate::hub::{random_token, Connection, Outbound, Receiver};
 use crate::stats::Transport;
 use crate::transport::session::Session;
 use crate::{App, WebTransportInfo};
@@ -314,16 +314,42 @@ async fn write_control(
     .await;
 }
 
+/// Most queued frames handed to QUIC in one write.
+const TOPIC_BATCH: usize = 64;
+
 async fn write_topic(wt: WtConnection, mut rx: mpsc::Receiver<Bytes>, conn: Arc<Connection>) {
     let opened = async { wt.open_uni().await.ok()?.await.ok() };
     let Some(mut stream) = opened.await else {
         conn.close(CloseReason::PeerGone);
         return;
     };
-    while let Some(bytes) = rx.recv().await {
-        if stream.write_all(&bytes).await.is_err() {
+    // Whatever is queued goes to QUIC in one write: one lock of the
+    // connection and one wake of its driver per batch instead of per frame,
+    // and the driver packs the frames into full packets (fewer ACKs to
+    // process too). A batch is joined into one chunk: quinn keeps each
+    // written chunk as a segment and finds the bytes of every packet by
+    // walking the unacknowledged segments from the oldest, so one small
+    // segment per frame made each packet cost more the more was in flight.
+    // A single frame is written as the shared bytes, uncopied.
+    let mut batch = Vec::new();
+    while rx.recv_many(&mut batch, TOPIC_BATCH).await > 0 {
+        let chunk = if batch.len() == 1 {
+            batch.pop().unwrap_or_default()
+        } else {
+            let mut joined = BytesMut::with_capacity(batch.iter().map(Bytes::len).sum());
+            for b in batch.drain(..) {
+                joined.extend_from_slice(&b);
+            }
+            joined.freeze()
+        };
+        let written = stream.quic_stream_mut().write_chunk(chunk).await;
+        if written.is_err() {
             conn.close(CloseReason::PeerGone);
             return;
+        }
+        if rx.is_empty() {
+            // Idle again: the batch buffer goes back.
+            batch = Vec::new();
         }
     }
     let _ = tokio::time::timeout(CLOSE_GRACE, stream.finish()).await;
@@ -336,7 +362,7 @@ async fn dispatch(
     app: Arc<App>,
     wt: WtConnection,
     conn: Arc<Connection>,
-    mut rx: mpsc::Receiver<Outbound>,
+    mut rx: Receiver,
     control: mpsc::Sender<Bytes>,
     encoding: Encoding,
 ) -> CloseReason {
@@ -352,15 +378,12 @@ async fn dispatch(
         tokio::select! {
             biased;
             r = conn.closed() => break r,
-            item = rx.recv() => match item {
-                Some(i) => router.route(i),
-                None => break CloseReason::PeerGone,
-            },
+            item = rx.recv() => router.route(item),
         }
     };
     if reason == CloseReason::Shutdown {
         // What was accepted before the shutdown still reaches the client.
-        while let Ok(item) = rx.try_recv() {
+        while let Some(item) = rx.try_recv() {
             router.route(item);
         }
     }
@@ -384,8 +407,16 @@ struct Router {
     wt: WtConnection,
     conn: Arc<Connection>,
     control: mpsc::Sender<Bytes>,
-    topics: HashMap<Arc<str>, mpsc::Sender<Bytes>>,
+    topics: HashMap<Arc<str>, TopicOut>,
     encoding: Encoding,
+}
+
+/// Where a subscribed topic's frames go.
+struct TopicOut {
+    tx: mpsc::Sender<Bytes>,
+    /// The namespace's `lossy` option, looked up once per subscription
+    /// instead of once per publication.
+    lossy: bool,
 }
 
 impl Router {
@@ -399,33 +430,35 @@ impl Router {
         let encoding = self.encoding;
         match item {
             Outbound::Publication(p) => {
-                let frame = p.frame(encoding);
-                let topic = &p.publication.topic;
-                let lossy = self.app.hub.namespaces().options_for(topic).lossy;
-                if lossy
-                    && self
+                let Some(out) = self.topics.get(p.publication.topic.as_str()) else {
+                    return;
+                };
+                if out.lossy {
+                    let frame = p.frame(encoding);
+                    if self
                         .wt
                         .max_datagram_size()
                         .is_some_and(|m| frame.len() <= m)
-                {
-                    // Latest-value semantics: a lost datagram shows as a gap in offsets.
-                    let _ = self.wt.send_datagram(frame.clone());
-                    return;
+                    {
+                        // Latest-value semantics: a lost datagram shows as a gap in offsets.
+                        let _ = self.wt.send_datagram(frame.clone());
+                        return;
+                    }
                 }
-                if let Some(tx) = self.topics.get(topic.as_str()) {
-                    self.offer(tx, Bytes::from(framing::frame(frame)));
-                }
+                // The prefixed frame is shared by every WebTransport subscriber.
+                self.offer(&out.tx, p.length_prefixed(encoding).clone());
             }
             Outbound::Subscribed(s) => {
                 let bytes = Bytes::from(framing::frame(&s.encode(encoding, true)));
                 let queue = self.app.config.queue_size;
                 let (wt, conn) = (self.wt.clone(), self.conn.clone());
-                let tx = self.topics.entry(s.topic.clone()).or_insert_with(|| {
+                let lossy = self.app.hub.namespaces().options_for(&s.topic).lossy;
+                let out = self.topics.entry(s.topic.clone()).or_insert_with(|| {
                     let (tx, rx) = mpsc::channel(queue);
                     tokio::spawn(write_topic(wt, rx, conn));
-                    tx
+                    TopicOut { tx, lossy }
                 });
-                let tx = tx.clone();
+                let tx = out.tx.clone();
                 self.offer(&tx, bytes);
             }
             Outbound::Frame(f) => {
