@@ -190,7 +190,8 @@ class Gateway:
                 lines.append(line)
             got_first.set()
 
-        threading.Thread(target=pump, daemon=True, name=f"stdout-{proc.pid}").start()
+        self.pump = threading.Thread(target=pump, daemon=True, name=f"stdout-{proc.pid}")
+        self.pump.start()
         got_first.wait(timeout)
         if not first:
             code = proc.poll()
@@ -210,6 +211,13 @@ class Gateway:
             return None
         code = stop_process(self.proc, sig, grace)
         self.exit_codes.append(code)
+        # The process is gone: its stdout reaches EOF, the pump ends, and the
+        # pipe can be closed (no ResourceWarning for a leaked file).
+        pump = getattr(self, "pump", None)
+        if pump is not None:
+            pump.join(5)
+        if self.proc.stdout is not None and (pump is None or not pump.is_alive()):
+            self.proc.stdout.close()
         return code
 
     def restart(self) -> "Gateway":
