@@ -58,11 +58,16 @@ struct Conn {
     encoding: Encoding,
     greeted: bool,
     heartbeat_ms: u64,
-    /// A one-way transport opened with no topic: the driver only checks that
-    /// the gateway answers, and its "opened" is the greeting.
-    probe: bool,
     /// The topics a one-way transport's request named.
     topics: Vec<String>,
+}
+
+impl Conn {
+    /// A one-way transport opened with no topic: the driver only checks that
+    /// the gateway answers, and its "opened" is the greeting.
+    fn probe(&self) -> bool {
+        !self.transport.bidirectional() && self.topics.is_empty()
+    }
 }
 
 #[derive(Debug, Default)]
@@ -295,7 +300,7 @@ impl Client {
         let Some(c) = self.conn.as_ref().filter(|c| c.id == conn) else {
             return;
         };
-        let (transport, greeted, probe) = (c.transport, c.greeted, c.probe);
+        let (transport, greeted, probe) = (c.transport, c.greeted, c.probe());
         match event {
             // An idle one-way transport: nothing to watch until a subscribe.
             TransportEvent::Opened if probe && !greeted => self.greet(now, 0),
@@ -502,14 +507,12 @@ impl Client {
         // A one-way transport with no topic has no stream to open: the driver
         // checks that the gateway answers (so "connected" means it does);
         // publishes go over HTTP, and the first subscribe opens the stream.
-        let probe = !transport.bidirectional() && subscriptions.is_empty();
         self.conn = Some(Conn {
             id,
             transport,
             encoding,
             greeted: false,
             heartbeat_ms: self.config.poll_timeout_ms,
-            probe,
             topics: subscriptions.iter().map(|(t, _)| t.clone()).collect(),
         });
         self.timers[Timer::ConnectTimeout as usize] = Some(now + self.config.connect_timeout_ms);

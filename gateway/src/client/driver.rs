@@ -285,10 +285,6 @@ impl Driver {
             Event::State { from, to, reason } => {
                 self.state.send_modify(|s| {
                     s.state = to;
-                    s.transport = match to {
-                        State::Connected => reason.transport(),
-                        _ => None,
-                    };
                     s.change = Some(StateChange {
                         from,
                         to,

@@ -228,7 +228,6 @@ impl ClientBuilder {
             state: State::Disconnected,
             change: None,
             error: None,
-            transport: None,
         });
         let seed = {
             let mut b = [0u8; 8];
@@ -293,8 +292,6 @@ pub(crate) struct Status {
     /// The last error event (`code`, `message`), such as a transport that
     /// failed to open.
     pub(crate) error: Option<(String, String)>,
-    /// The transport of the live connection.
-    pub(crate) transport: Option<TransportKind>,
 }
 
 /// A handle on a running client; clones share the connection.
@@ -396,7 +393,12 @@ impl Client {
 
     /// The transport of the live connection, when connected.
     pub fn transport(&self) -> Option<TransportKind> {
-        self.state.borrow().transport
+        // Connected is entered by opening a transport, which the change names.
+        let status = self.state.borrow();
+        match (&status.state, &status.change) {
+            (State::Connected, Some(change)) => change.transport,
+            _ => None,
+        }
     }
 
     /// The last error the engine reported, as `(code, message)`: a transport
