@@ -5,7 +5,7 @@ use std::time::Duration;
 use livegate::client::{
     Client, ClientBuilder, ClientError, EventStream, Subscription, SubscriptionEvent,
 };
-use livegate_core::client::{Event, State, TransportKind};
+use livegate_core::client::{State, TransportKind};
 use livegate_core::Encoding;
 use pyo3::prelude::*;
 use pyo3::types::PyList;
@@ -411,12 +411,6 @@ impl RawSubscription {
         Ok(out)
     }
 
-    /// Whether the subscription has ended and everything was drained.
-    #[getter]
-    fn finished(&self) -> bool {
-        self.feed.finished()
-    }
-
     /// Unsubscribes (once no other subscription of the client needs the topic).
     fn close(&self) {
         self.feed.close();
@@ -441,10 +435,8 @@ impl RawStatus {
 
     fn drain<'py>(&self, py: Python<'py>, max: usize) -> PyResult<Bound<'py, PyList>> {
         let out = PyList::empty(py);
+        // status_events() carries no publications, and from_event skips them.
         for event in self.feed.drain(max) {
-            if matches!(event, Event::Publication(_)) {
-                continue;
-            }
             if let Some(s) = StatusEvent::from_event(&event) {
                 out.append(s)?;
             }

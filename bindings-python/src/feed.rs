@@ -112,12 +112,6 @@ where
         lock(&self.stash).items.push_front(item);
     }
 
-    /// Whether the stream has ended and nothing is left.
-    pub fn finished(&self) -> bool {
-        let st = lock(&self.stash);
-        st.ended && st.items.is_empty()
-    }
-
     /// Drops the stream (what that means is the stream's business: a
     /// subscription unsubscribes). Items already taken stay drainable.
     pub fn close(&self) {

@@ -2,7 +2,7 @@
 
 use livegate::client::{Ack as RustAck, SubscriptionEvent};
 use livegate_core::client::Event;
-use livegate_core::protocol::Publication as RustPublication;
+use livegate_core::protocol::{Position, Publication as RustPublication};
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyAny, PyString};
@@ -184,36 +184,17 @@ impl StatusEvent {
                 message: Some(reason.to_string()),
                 ..Self::default()
             },
-            Event::Subscribed { topic, position } => Self {
-                kind: "subscribed",
-                topic: Some(topic.clone()),
-                epoch: Some(position.epoch.clone()),
-                offset: Some(position.offset),
-                ..Self::default()
-            },
+            Event::Subscribed { topic, position } => Self::subscribed(topic, position),
             Event::Recovered {
                 topic,
                 recovered,
                 position,
-            } => Self {
-                kind: "recovered",
-                topic: Some(topic.clone()),
-                recovered: Some(*recovered),
-                epoch: Some(position.epoch.clone()),
-                offset: Some(position.offset),
-                ..Self::default()
-            },
+            } => Self::recovered(topic, *recovered, position),
             Event::SubscribeFailed {
                 topic,
                 code,
                 message,
-            } => Self {
-                kind: "subscribe_failed",
-                topic: Some(topic.clone()),
-                code: Some(code.clone()),
-                message: Some(message.clone()),
-                ..Self::default()
-            },
+            } => Self::subscribe_failed(topic, code, message),
             Event::Error { code, message } => Self {
                 kind: "error",
                 code: Some(code.clone()),
@@ -226,35 +207,45 @@ impl StatusEvent {
 
     /// The status event for a subscription's own event (publications are not).
     pub fn from_subscription(topic: &str, e: &SubscriptionEvent) -> Option<Self> {
-        let topic = Some(topic.to_owned());
         Some(match e {
-            SubscriptionEvent::Subscribed(p) => Self {
-                kind: "subscribed",
-                topic,
-                epoch: Some(p.epoch.clone()),
-                offset: Some(p.offset),
-                ..Self::default()
-            },
+            SubscriptionEvent::Subscribed(position) => Self::subscribed(topic, position),
             SubscriptionEvent::Recovered {
                 recovered,
                 position,
-            } => Self {
-                kind: "recovered",
-                topic,
-                recovered: Some(*recovered),
-                epoch: Some(position.epoch.clone()),
-                offset: Some(position.offset),
-                ..Self::default()
-            },
-            SubscriptionEvent::Failed { code, message } => Self {
-                kind: "subscribe_failed",
-                topic,
-                code: Some(code.clone()),
-                message: Some(message.clone()),
-                ..Self::default()
-            },
+            } => Self::recovered(topic, *recovered, position),
+            SubscriptionEvent::Failed { code, message } => {
+                Self::subscribe_failed(topic, code, message)
+            }
             _ => return None,
         })
+    }
+
+    fn subscribed(topic: &str, position: &Position) -> Self {
+        Self {
+            kind: "subscribed",
+            topic: Some(topic.to_owned()),
+            epoch: Some(position.epoch.clone()),
+            offset: Some(position.offset),
+            ..Self::default()
+        }
+    }
+
+    fn recovered(topic: &str, recovered: bool, position: &Position) -> Self {
+        Self {
+            kind: "recovered",
+            recovered: Some(recovered),
+            ..Self::subscribed(topic, position)
+        }
+    }
+
+    fn subscribe_failed(topic: &str, code: &str, message: &str) -> Self {
+        Self {
+            kind: "subscribe_failed",
+            topic: Some(topic.to_owned()),
+            code: Some(code.to_owned()),
+            message: Some(message.to_owned()),
+            ..Self::default()
+        }
     }
 }
 

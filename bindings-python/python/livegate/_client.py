@@ -130,23 +130,23 @@ async def _ack(queued: Awaitable[Ack]) -> Ack:
     return await queued
 
 
-class Subscription(Generic[T]):
-    """A topic's publications, as an async iterator."""
+#: What a feed yields.
+F = TypeVar("F", Publication, StatusEvent, Union[Publication, StatusEvent])
 
-    def __init__(self, raw: RawSubscription) -> None:
+
+class _AsyncFeed(Generic[F]):
+    """A feed of the Rust half read as an async iterator, a batch at a time."""
+
+    def __init__(self, raw: Union[RawSubscription, RawStatus]) -> None:
         self._raw = raw
-        self._buffer: Deque[T] = deque()
+        self._buffer: Deque[F] = deque()
 
-    @property
-    def topic(self) -> str:
-        return self._raw.topic
-
-    def __aiter__(self) -> "Subscription[T]":
+    def __aiter__(self) -> "_AsyncFeed[F]":
         return self
 
-    async def __anext__(self) -> T:
-        # Publications come from Rust in batches: one wake-up of the event
-        # loop per batch, not per publication.
+    async def __anext__(self) -> F:
+        # Items come from Rust in batches: one wake-up of the event loop per
+        # batch, not per item.
         while True:
             if self._buffer:
                 return self._buffer.popleft()
@@ -157,13 +157,31 @@ class Subscription(Generic[T]):
             if not await self._raw.wait():
                 raise StopAsyncIteration
 
+    def close(self) -> None:
+        self._raw.close()
+
+
+class Subscription(_AsyncFeed[T]):
+    """A topic's publications, as an async iterator."""
+
+    def __init__(self, raw: RawSubscription) -> None:
+        super().__init__(raw)
+        self._sub = raw
+
+    @property
+    def topic(self) -> str:
+        return self._sub.topic
+
+    def __aiter__(self) -> "Subscription[T]":
+        return self
+
     async def get(self) -> T:
         """The next publication (raises StopAsyncIteration once ended)."""
         return await self.__anext__()
 
     def close(self) -> None:
         """Unsubscribes (once no other subscription of the client needs the topic)."""
-        self._raw.close()
+        super().close()
 
     async def __aenter__(self) -> "Subscription[T]":
         return self
@@ -175,26 +193,8 @@ class Subscription(Generic[T]):
         return f"Subscription(topic={self.topic!r})"
 
 
-class StatusStream:
+class StatusStream(_AsyncFeed[StatusEvent]):
     """Status events, as an async iterator."""
-
-    def __init__(self, raw: RawStatus) -> None:
-        self._raw = raw
-        self._buffer: Deque[StatusEvent] = deque()
 
     def __aiter__(self) -> "StatusStream":
         return self
-
-    async def __anext__(self) -> StatusEvent:
-        while True:
-            if self._buffer:
-                return self._buffer.popleft()
-            batch = self._raw.drain(_BATCH)
-            if batch:
-                self._buffer.extend(batch)
-                continue
-            if not await self._raw.wait():
-                raise StopAsyncIteration
-
-    def close(self) -> None:
-        self._raw.close()
