@@ -138,6 +138,19 @@ pub struct Latency {
     pub max: f64,
 }
 
+impl Latency {
+    /// The percentiles of a histogram of microseconds.
+    fn from_histogram(h: &Histogram<u64>) -> Self {
+        let ms = |v: u64| v as f64 / 1000.0;
+        Self {
+            p50: ms(h.value_at_quantile(0.5)),
+            p90: ms(h.value_at_quantile(0.9)),
+            p99: ms(h.value_at_quantile(0.99)),
+            max: ms(h.max()),
+        }
+    }
+}
+
 /// The whole report.
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
@@ -539,15 +552,9 @@ async fn run_variant(
         (Some(b), Some(a)) if delivered > 0 => Some(a.saturating_sub(b) as f64 / delivered as f64),
         _ => None,
     };
-    let h = histogram.lock().map(|h| h.clone()).ok();
-    let ms = |v: u64| v as f64 / 1000.0;
-    let latency = h
-        .map(|h| Latency {
-            p50: ms(h.value_at_quantile(0.5)),
-            p90: ms(h.value_at_quantile(0.9)),
-            p99: ms(h.value_at_quantile(0.99)),
-            max: ms(h.max()),
-        })
+    let latency = histogram
+        .lock()
+        .map(|h| Latency::from_histogram(&h))
         .unwrap_or_default();
     drop(spawned);
     Ok(VariantResult {

@@ -216,15 +216,9 @@ pub async fn run_peer(
         (Some(b), Some(a)) => a.cpu_secs - b.cpu_secs,
         _ => 0.0,
     };
-    let ms = |v: u64| v as f64 / 1000.0;
     let latency = histogram
         .lock()
-        .map(|h| Latency {
-            p50: ms(h.value_at_quantile(0.5)),
-            p90: ms(h.value_at_quantile(0.9)),
-            p99: ms(h.value_at_quantile(0.99)),
-            max: ms(h.max()),
-        })
+        .map(|h| Latency::from_histogram(&h))
         .unwrap_or_default();
     Ok(VariantResult {
         server: peer.name.clone(),
