@@ -54,6 +54,17 @@ fn transport(name: &str) -> TransportKind {
         .unwrap_or_else(|| panic!("unknown transport {name} in scenarios.json"))
 }
 
+/// The strings of a JSON array (none when it is absent).
+fn strings(v: &Value) -> Vec<String> {
+    v.as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 fn ms(v: &Value, key: &str, default: u64) -> Duration {
     Duration::from_millis(v[key].as_u64().unwrap_or(default))
 }
@@ -96,14 +107,7 @@ impl Run {
             livegate::hub::random_token(6)
         )));
         std::fs::create_dir_all(&dir.0).expect("temp dir");
-        let mut gateway_args: Vec<String> = scenario["gateway"]["args"]
-            .as_array()
-            .map(|a| {
-                a.iter()
-                    .filter_map(|v| v.as_str().map(str::to_owned))
-                    .collect()
-            })
-            .unwrap_or_default();
+        let mut gateway_args = strings(&scenario["gateway"]["args"]);
         if let Some(cfg) = scenario["gateway"]["config"].as_str() {
             let path = dir.0.join("livegate.toml");
             std::fs::write(&path, cfg).expect("write config");
@@ -123,14 +127,7 @@ impl Run {
                     TransportKind::LongPoll,
                 ]
             });
-        let topics: Vec<String> = c["topics"]
-            .as_array()
-            .map(|a| {
-                a.iter()
-                    .filter_map(|v| v.as_str().map(str::to_owned))
-                    .collect()
-            })
-            .unwrap_or_default();
+        let topics = strings(&c["topics"]);
         let (backoff_min, backoff_max) = (
             ms(c, "backoff_min_ms", 500),
             ms(c, "backoff_max_ms", 20_000),

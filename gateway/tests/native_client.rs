@@ -29,6 +29,15 @@ async fn next_publication(
     }
 }
 
+/// The subscription's first event is `Subscribed` (it is live), within 10 s.
+async fn expect_live(sub: &mut livegate::client::Subscription) {
+    let first = tokio::time::timeout(Duration::from_secs(10), sub.next()).await;
+    assert!(
+        matches!(first, Ok(Some(SubscriptionEvent::Subscribed(_)))),
+        "{first:?}"
+    );
+}
+
 fn messages_out(gw: &Gateway) -> u64 {
     let (status, body) = gw.request("GET", "/api/stats", "");
     assert_eq!(status, 200);
@@ -89,24 +98,15 @@ async fn dropping_a_subscription_unsubscribes_its_topic() {
     let mut b = client.subscribe("drop.b").await.expect("subscribe b");
     // A subscription without a position starts at the topic's end: publish
     // only once both are live.
-    for sub in [&mut a, &mut b] {
-        let live = tokio::time::timeout(Duration::from_secs(10), sub.next()).await;
-        assert!(
-            matches!(live, Ok(Some(SubscriptionEvent::Subscribed(_)))),
-            "{live:?}"
-        );
-    }
+    expect_live(&mut a).await;
+    expect_live(&mut b).await;
     gw.post("/api/publish/drop.a", "1");
     assert_eq!(next_publication(&mut a).await.offset, 1);
     drop(a);
     // The unsubscribe goes out before this subscribe on the same connection:
     // once "c" is live the gateway no longer sends "a".
     let mut c = client.subscribe("drop.c").await.expect("subscribe c");
-    let live = tokio::time::timeout(Duration::from_secs(10), c.next()).await;
-    assert!(
-        matches!(live, Ok(Some(SubscriptionEvent::Subscribed(_)))),
-        "{live:?}"
-    );
+    expect_live(&mut c).await;
     let before = messages_out(&gw);
     gw.post("/api/publish/drop.a", "2");
     gw.post("/api/publish/drop.b", "3");
@@ -132,11 +132,7 @@ async fn subscribe_now_checks_names_at_once() {
     ));
     let mut sub = client.subscribe_now("now.topic").expect("valid name");
     assert_eq!(sub.topic(), "now.topic");
-    let first = tokio::time::timeout(Duration::from_secs(10), sub.next()).await;
-    assert!(
-        matches!(first, Ok(Some(SubscriptionEvent::Subscribed(_)))),
-        "{first:?}"
-    );
+    expect_live(&mut sub).await;
     assert!(
         matches!(sub.try_next(), Ok(None)),
         "nothing else is ready yet"

@@ -40,6 +40,15 @@ impl Harness {
         }
     }
 
+    /// A client of only `transports`, told to connect.
+    fn connecting(transports: &[TransportKind]) -> Self {
+        let mut cfg = config();
+        cfg.transports = transports.to_vec();
+        let mut h = Self::new(cfg);
+        h.c.connect(h.now);
+        h
+    }
+
     /// A client subscribed to `topics`, connected over its first transport.
     fn connected(config: ClientConfig, topics: &[&str], heartbeat_ms: u64) -> (Self, u64) {
         let mut h = Self::new(config);
@@ -333,10 +342,7 @@ fn falls_back_in_order_then_probes_the_better_transport() {
 
 #[test]
 fn a_round_of_failures_backs_off_and_the_ceiling_grows() {
-    let mut cfg = config();
-    cfg.transports = vec![TransportKind::WebSocket];
-    let mut h = Harness::new(cfg);
-    h.c.connect(h.now);
+    let mut h = Harness::connecting(&[TransportKind::WebSocket]);
     let mut waits = Vec::new();
     for _ in 0..8 {
         let (conn, ..) = h.expect_connect();
@@ -646,10 +652,7 @@ fn close_fails_waiting_publishes_and_stops() {
 
 #[test]
 fn one_way_transport_without_topics_checks_the_gateway_then_idles() {
-    let mut cfg = config();
-    cfg.transports = vec![TransportKind::Sse];
-    let mut h = Harness::new(cfg);
-    h.c.connect(h.now);
+    let mut h = Harness::connecting(&[TransportKind::Sse]);
     // No stream to open, but "connected" must mean the gateway answered.
     let (conn, transport, subs) = h.expect_connect();
     assert_eq!((transport, subs.len()), (TransportKind::Sse, 0));
@@ -678,10 +681,7 @@ fn one_way_transport_without_topics_checks_the_gateway_then_idles() {
 
 #[test]
 fn one_way_topics_that_change_while_opening_reopen_the_stream() {
-    let mut cfg = config();
-    cfg.transports = vec![TransportKind::Sse];
-    let mut h = Harness::new(cfg);
-    h.c.connect(h.now);
+    let mut h = Harness::connecting(&[TransportKind::Sse]);
     let (probe, _, subs) = h.expect_connect();
     assert!(subs.is_empty());
     // The app subscribes while the gateway check is on its way.
@@ -702,10 +702,7 @@ fn one_way_topics_that_change_while_opening_reopen_the_stream() {
 
 #[test]
 fn one_way_transport_without_topics_fails_when_the_gateway_is_down() {
-    let mut cfg = config();
-    cfg.transports = vec![TransportKind::Sse];
-    let mut h = Harness::new(cfg);
-    h.c.connect(h.now);
+    let mut h = Harness::connecting(&[TransportKind::Sse]);
     let (conn, _, _) = h.expect_connect();
     h.c.handle_transport(h.now, conn, TransportEvent::Failed("refused".into()));
     assert_ne!(h.c.state(), State::Connected);
@@ -788,10 +785,7 @@ fn an_http_publish_in_flight_keeps_its_place_when_websocket_returns() {
 
 #[test]
 fn close_fails_an_http_publish_in_flight() {
-    let mut cfg = config();
-    cfg.transports = vec![TransportKind::Sse];
-    let mut h = Harness::new(cfg);
-    h.c.connect(h.now);
+    let mut h = Harness::connecting(&[TransportKind::Sse]);
     let (conn, _, _) = h.expect_connect();
     h.c.handle_transport(h.now, conn, TransportEvent::Opened);
     let m =
