@@ -194,10 +194,10 @@ impl StatusEvent {
                 topic,
                 code,
                 message,
-            } => Self::subscribe_failed(topic, code, message),
+            } => Self::subscribe_failed(topic, code.as_str(), message),
             Event::Error { code, message } => Self {
                 kind: "error",
-                code: Some(code.clone()),
+                code: Some(code.as_str().to_owned()),
                 message: Some(message.clone()),
                 ..Self::default()
             },

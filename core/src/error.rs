@@ -1,53 +1,197 @@
-//! Error codes of the protocol and decoding errors.
+//! The error vocabulary of livegate: one code enum for the gateway and every
+//! client, and the decoding errors.
 
 use std::fmt;
 
-/// The codes carried by `error` frames: problems a connection survives.
-///
-/// Each is listed with its meaning in `docs/protocol.md` §3.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum ErrorCode {
+/// Declares [`ErrorCode`] with each code's wire string next to its variant,
+/// so the two can never drift apart.
+macro_rules! error_codes {
+    ($(
+        $(#[doc = $doc:literal])+
+        $variant:ident = $wire:literal,
+    )+) => {
+        /// Every code livegate puts in an `error` frame, a `disconnect` frame,
+        /// an HTTP error body (`docs/protocol.md` §3 and §5), plus the few a
+        /// client reports on its own (a transport that failed to open, a
+        /// publish failed by `close()`: `docs/client.md`).
+        ///
+        /// Gateways, clients and bindings use these values instead of string
+        /// literals; [`ErrorCode::as_str`] is the wire form and
+        /// [`ErrorCode::from_wire`] reads it back. A code this version does
+        /// not know (from a newer gateway) reads as [`ErrorCode::Unknown`].
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        #[non_exhaustive]
+        pub enum ErrorCode {
+            $( $(#[doc = $doc])+ $variant, )+
+        }
+
+        impl ErrorCode {
+            /// Every code, in declaration order.
+            pub const ALL: &'static [ErrorCode] = &[$(Self::$variant),+];
+
+            /// The code as it appears on the wire.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $( Self::$variant => $wire, )+
+                }
+            }
+        }
+    };
+}
+
+error_codes! {
+    // ---- `error` frames (§3): the connection survives ----
     /// Not valid JSON/MessagePack, not an object, a field missing or of the wrong type.
-    BadFrame,
+    BadFrame = "bad_frame",
     /// `type` names no frame of the protocol.
-    UnknownType,
+    UnknownType = "unknown_type",
     /// The topic name breaks the naming rules.
-    BadTopic,
+    BadTopic = "bad_topic",
     /// The event name breaks the naming rules.
-    BadEvent,
+    BadEvent = "bad_event",
     /// The connection already has `max_subscriptions` topics.
-    TooManySubscriptions,
+    TooManySubscriptions = "too_many_subscriptions",
     /// `subscribe` for a topic the connection already has.
-    AlreadySubscribed,
+    AlreadySubscribed = "already_subscribed",
     /// `unsubscribe` for a topic the connection does not have.
-    NotSubscribed,
+    NotSubscribed = "not_subscribed",
     /// The namespace forbids client publishes, or the topic is reserved.
-    PublishForbidden,
+    PublishForbidden = "publish_forbidden",
     /// `history` with a position the log no longer holds.
-    HistoryUnavailable,
+    HistoryUnavailable = "history_unavailable",
     /// `history` with a `limit` out of range.
-    BadLimit,
+    BadLimit = "bad_limit",
     /// A frame this gateway understands but does not serve.
-    Unsupported,
+    Unsupported = "unsupported",
+
+    // ---- `disconnect` frames (§3): the connection ends ----
+    /// The gateway is stopping (reconnect).
+    Shutdown = "shutdown",
+    /// The connection's outbound queue overflowed (reconnect).
+    SlowConsumer = "slow_consumer",
+    /// Nothing heard from the peer within the idle timeout (reconnect); a
+    /// client's own watchdog reports the same code.
+    HeartbeatTimeout = "heartbeat_timeout",
+    /// An incoming message over `max_frame_bytes` (final).
+    FrameTooLarge = "frame_too_large",
+    /// A protocol violation (final on the gateway's side); a client reports
+    /// the same code for a frame from the gateway it cannot accept.
+    ProtocolError = "protocol_error",
+    /// A binary message on a JSON connection, or text on a MessagePack one (final).
+    UnsupportedData = "unsupported_data",
+    /// A WebTransport client opened a stream the protocol does not allow (final).
+    StreamNotAllowed = "stream_not_allowed",
+
+    // ---- HTTP error bodies (§4, §5) ----
+    /// A malformed HTTP request (body, query, `msg_id`).
+    BadRequest = "bad_request",
+    /// A cursor the gateway cannot parse (SSE `since`, long-poll `cursor`).
+    BadCursor = "bad_cursor",
+    /// The API key (or token) is missing or wrong.
+    Unauthorized = "unauthorized",
+    /// A publish body over the size limit.
+    PayloadTooLarge = "payload_too_large",
+    /// A publish body of a content type the gateway does not take.
+    UnsupportedMediaType = "unsupported_media_type",
+    /// No such endpoint (or WebTransport is off, for `/wt/cert-hash`).
+    NotFound = "not_found",
+    /// `/ws` without a WebSocket upgrade.
+    UpgradeRequired = "upgrade_required",
+    /// The gateway could not store the publish right now (HTTP 503).
+    Unavailable = "unavailable",
+
+    // ---- reported by clients themselves (`docs/client.md`) ----
+    /// A transport could not be opened.
+    TransportFailed = "transport_failed",
+    /// A transport did not open within the connect timeout.
+    ConnectTimeout = "connect_timeout",
+    /// The client was closed before the request was answered.
+    Closed = "closed",
+    /// A network error (the request may not have reached the gateway).
+    Io = "io",
+    /// No answer in time (the request may not have reached the gateway).
+    Timeout = "timeout",
+    /// An HTTP error answer that carried no code.
+    HttpError = "http_error",
+    /// A gateway URL that cannot be used.
+    BadUrl = "bad_url",
+    /// A request the client refused before sending (bad name, full queue).
+    Invalid = "invalid",
+    /// A payload that cannot be encoded (bindings converting app values).
+    BadPayload = "bad_payload",
+    /// A code this version does not know (sent by a newer gateway).
+    Unknown = "unknown",
 }
 
 impl ErrorCode {
-    /// The code as it appears on the wire.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::BadFrame => "bad_frame",
-            Self::UnknownType => "unknown_type",
-            Self::BadTopic => "bad_topic",
-            Self::BadEvent => "bad_event",
-            Self::TooManySubscriptions => "too_many_subscriptions",
-            Self::AlreadySubscribed => "already_subscribed",
-            Self::NotSubscribed => "not_subscribed",
-            Self::PublishForbidden => "publish_forbidden",
-            Self::HistoryUnavailable => "history_unavailable",
-            Self::BadLimit => "bad_limit",
-            Self::Unsupported => "unsupported",
+    /// Reads a code from the wire; one this version does not know is
+    /// [`ErrorCode::Unknown`] (never an error: codes may be added).
+    pub fn from_wire(s: &str) -> Self {
+        Self::ALL
+            .iter()
+            .copied()
+            .find(|c| c.as_str() == s)
+            .unwrap_or(Self::Unknown)
+    }
+
+    /// Reads a code and its message from the wire. A code this version does
+    /// not know becomes [`ErrorCode::Unknown`] and keeps its name in the
+    /// message, so nothing the gateway said is lost.
+    pub fn from_wire_with_message(code: &str, message: String) -> (Self, String) {
+        match Self::from_wire(code) {
+            Self::Unknown => (Self::Unknown, format!("{message} (code {code:?})")),
+            known => (known, message),
         }
+    }
+
+    /// For the codes of `disconnect` frames: whether the client should
+    /// reconnect (`docs/protocol.md` §3). `None` for other codes.
+    pub fn reconnect(self) -> Option<bool> {
+        match self {
+            Self::Shutdown | Self::SlowConsumer | Self::HeartbeatTimeout => Some(true),
+            Self::FrameTooLarge
+            | Self::ProtocolError
+            | Self::UnsupportedData
+            | Self::StreamNotAllowed => Some(false),
+            _ => None,
+        }
+    }
+
+    /// For the codes of `disconnect` frames: the WebSocket close code (also
+    /// the WebTransport session error code) that goes with it.
+    pub fn close_code(self) -> Option<u16> {
+        Some(match self {
+            Self::Shutdown => 1001,
+            Self::SlowConsumer => 4001,
+            Self::HeartbeatTimeout => 4002,
+            Self::FrameTooLarge => 1009,
+            Self::ProtocolError => 1002,
+            Self::UnsupportedData => 1003,
+            Self::StreamNotAllowed => 4003,
+            _ => return None,
+        })
+    }
+
+    /// The `disconnect` code a close code stands for (a WebSocket closed
+    /// without a `disconnect` frame, say).
+    pub fn from_close_code(code: u16) -> Option<Self> {
+        Self::ALL
+            .iter()
+            .copied()
+            .find(|c| c.close_code() == Some(code))
+    }
+}
+
+impl serde::Serialize for ErrorCode {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for ErrorCode {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        Ok(Self::from_wire(&s))
     }
 }
 
@@ -95,5 +239,50 @@ impl DecodeError {
             Self::UnknownType(_) => ErrorCode::UnknownType,
             _ => ErrorCode::BadFrame,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_code_reads_back_from_its_wire_form() {
+        for code in ErrorCode::ALL {
+            assert_eq!(ErrorCode::from_wire(code.as_str()), *code);
+        }
+        let mut wire: Vec<&str> = ErrorCode::ALL.iter().map(|c| c.as_str()).collect();
+        wire.sort_unstable();
+        wire.dedup();
+        assert_eq!(wire.len(), ErrorCode::ALL.len(), "wire forms are unique");
+        assert_eq!(ErrorCode::from_wire("from_the_future"), ErrorCode::Unknown);
+        let json = serde_json::to_string(&ErrorCode::SlowConsumer).unwrap();
+        assert_eq!(json, "\"slow_consumer\"");
+        assert_eq!(
+            serde_json::from_str::<ErrorCode>(&json).unwrap(),
+            ErrorCode::SlowConsumer
+        );
+    }
+
+    #[test]
+    fn disconnect_codes_carry_their_advice_and_close_code() {
+        // docs/protocol.md §3, row by row.
+        let table = [
+            ("shutdown", true, 1001),
+            ("slow_consumer", true, 4001),
+            ("heartbeat_timeout", true, 4002),
+            ("frame_too_large", false, 1009),
+            ("protocol_error", false, 1002),
+            ("unsupported_data", false, 1003),
+            ("stream_not_allowed", false, 4003),
+        ];
+        for (wire, reconnect, close) in table {
+            let code = ErrorCode::from_wire(wire);
+            assert_eq!(code.reconnect(), Some(reconnect), "{wire}");
+            assert_eq!(code.close_code(), Some(close), "{wire}");
+            assert_eq!(ErrorCode::from_close_code(close), Some(code));
+        }
+        assert_eq!(ErrorCode::BadFrame.reconnect(), None);
+        assert_eq!(ErrorCode::from_close_code(1000), None);
     }
 }

@@ -10,6 +10,12 @@
 //! then sleep until `poll_timeout`. `docs/client.md` describes the rules.
 
 mod backoff;
+mod discovery;
+mod poll;
+mod publish;
+mod request;
+mod router;
+mod sse;
 mod types;
 
 #[cfg(test)]
@@ -18,12 +24,22 @@ mod tests;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
 pub use backoff::{Backoff, Rng};
+pub use discovery::{parse_cert_hash, CertHashInfo};
+pub use poll::{PollAnswer, Poller};
+pub use publish::{classify_response, publish_request, HttpPublishError};
+pub use request::{http_failure, Method, Open, Request, Target};
+pub use router::{Ack, PublishFailure, Routed, Router, SubscriptionEvent};
+pub use sse::{SseError, SseEvent, SseItem, SseParser};
+/// Largest frame a client accepts from a gateway (a WebSocket message, an
+/// SSE event, a length-prefixed WebTransport frame).
+pub const MAX_FRAME: usize = 16 << 20;
+
 pub use types::{
-    Action, ClientConfig, CommandError, Event, HttpPublishError, Reason, State, TransportEvent,
-    TransportKind,
+    Action, ClientConfig, CommandError, Event, Reason, State, TransportEvent, TransportKind,
 };
 
 use crate::codec::Encoding;
+use crate::error::ErrorCode;
 use crate::payload::Payload;
 use crate::protocol::{ClientFrame, Position, Publication, ServerFrame};
 use crate::topic::{validate_event, validate_topic};
@@ -352,6 +368,36 @@ impl Client {
         }
     }
 
+    /// The answer to an [`Action::Discover`] (a request that got no answer
+    /// is reported as `handle_transport(.., Failed(why))`). When WebTransport
+    /// can be used, an [`Action::Connect`] for it follows; otherwise the
+    /// attempt fails and the next transport is tried.
+    pub fn handle_discovery(&mut self, now: u64, conn: u64, status: u16, body: &[u8]) {
+        let Some(c) = self.conn.as_ref().filter(|c| c.id == conn && !c.greeted) else {
+            return;
+        };
+        let (transport, encoding) = (c.transport, c.encoding);
+        if transport != TransportKind::WebTransport {
+            return;
+        }
+        match CertHashInfo::from_response(status, body) {
+            Ok(info) => self.actions.push_back(Action::Connect {
+                conn,
+                transport,
+                encoding,
+                subscriptions: Vec::new(),
+                open: Open::WebTransport {
+                    request: request::webtransport(&info.url, encoding),
+                    cert_hash: info.hash,
+                },
+            }),
+            Err(error) => {
+                self.actions.push_back(Action::Close { conn });
+                self.transport_failed(now, Reason::TransportFailed { transport, error });
+            }
+        }
+    }
+
     /// The outcome of an [`Action::HttpPublish`].
     pub fn handle_http_publish(
         &mut self,
@@ -504,9 +550,6 @@ impl Client {
                 .map(|(t, s)| (t.clone(), s.position.clone()))
                 .collect()
         };
-        // A one-way transport with no topic has no stream to open: the driver
-        // checks that the gateway answers (so "connected" means it does);
-        // publishes go over HTTP, and the first subscribe opens the stream.
         self.conn = Some(Conn {
             id,
             transport,
@@ -515,12 +558,36 @@ impl Client {
             heartbeat_ms: self.config.poll_timeout_ms,
             topics: subscriptions.iter().map(|(t, _)| t.clone()).collect(),
         });
+        // Discovery counts as part of opening: the same timeout covers both.
         self.timers[Timer::ConnectTimeout as usize] = Some(now + self.config.connect_timeout_ms);
+        let token = self.config.token.as_deref();
+        let open = match transport {
+            TransportKind::WebTransport => {
+                let request = request::cert_hash(token);
+                self.actions
+                    .push_back(Action::Discover { conn: id, request });
+                return;
+            }
+            TransportKind::WebSocket => Open::WebSocket(request::websocket(encoding, token)),
+            // A one-way transport with no topic has no stream to open: the
+            // driver checks that the gateway answers (so "connected" means it
+            // does); publishes go over HTTP, and the first subscribe opens
+            // the stream.
+            TransportKind::Sse | TransportKind::LongPoll if subscriptions.is_empty() => {
+                Open::Check(request::check(token))
+            }
+            TransportKind::Sse => Open::EventStream(request::event_stream(&subscriptions, token)),
+            TransportKind::LongPoll => Open::LongPoll(Poller::new(
+                request::long_poll(&subscriptions, token),
+                self.config.poll_timeout_ms,
+            )),
+        };
         self.actions.push_back(Action::Connect {
             conn: id,
             transport,
             encoding,
             subscriptions,
+            open,
         });
     }
 
@@ -569,7 +636,7 @@ impl Client {
         self.skip_until
             .insert(transport, now + self.config.transport_retry_ms);
         self.events.push_back(Event::Error {
-            code: reason.code().to_owned(),
+            code: reason.error_code().unwrap_or(ErrorCode::TransportFailed),
             message: reason.to_string(),
         });
         // The next transport right away; backoff once every one was tried.
@@ -586,7 +653,7 @@ impl Client {
 
     fn protocol_error(&mut self, now: u64, message: String) {
         self.events.push_back(Event::Error {
-            code: "protocol_error".into(),
+            code: ErrorCode::ProtocolError,
             message: message.clone(),
         });
         match self.conn.as_ref() {
@@ -618,7 +685,7 @@ impl Client {
         for p in failed {
             self.events.push_back(Event::PublishFailed {
                 msg_id: p.msg_id,
-                code: "closed".into(),
+                code: ErrorCode::Closed,
                 message: "the client closed before the publish was acknowledged".into(),
             });
         }
@@ -744,11 +811,19 @@ impl Client {
             }
             Some((_, false)) if !self.inflight_http.is_empty() => self.outbox.push_back(p),
             Some((_, false)) => {
+                let request = publish_request(
+                    &p.topic,
+                    p.event.as_deref(),
+                    &p.msg_id,
+                    &p.data,
+                    self.config.api_key.as_deref(),
+                );
                 self.actions.push_back(Action::HttpPublish {
                     msg_id: p.msg_id.clone(),
                     topic: p.topic.clone(),
                     event: p.event.clone(),
                     data: p.data.clone(),
+                    request,
                 });
                 self.inflight_http.insert(p.msg_id.clone(), p);
             }
@@ -820,6 +895,7 @@ impl Client {
                 }
             }
             ServerFrame::Error { id, code, message } => {
+                let (code, message) = ErrorCode::from_wire_with_message(&code, message);
                 if let Some(p) = id.and_then(|id| self.inflight.remove(&id)) {
                     self.events.push_back(Event::PublishFailed {
                         msg_id: p.msg_id,
@@ -842,6 +918,7 @@ impl Client {
                 reason,
                 reconnect,
             } => {
+                let (code, reason) = ErrorCode::from_wire_with_message(&code, reason);
                 let why = Reason::ServerDisconnect {
                     code,
                     reason,

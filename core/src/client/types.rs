@@ -3,7 +3,9 @@
 use std::fmt;
 
 use super::backoff::Backoff;
+use super::request::{Open, Request};
 use crate::codec::Encoding;
+use crate::error::ErrorCode;
 use crate::payload::Payload;
 use crate::protocol::{Position, Publication};
 
@@ -111,7 +113,7 @@ pub enum Reason {
     /// The gateway sent `disconnect`.
     ServerDisconnect {
         /// Its code.
-        code: String,
+        code: ErrorCode,
         /// Its reason.
         reason: String,
         /// Its advice.
@@ -145,20 +147,33 @@ impl Reason {
         }
     }
 
-    /// A short machine-readable code.
-    pub fn code(&self) -> &str {
+    /// A short machine-readable code: the error code for changes an error
+    /// caused ([`Reason::error_code`]), else a name of its own.
+    pub fn code(&self) -> &'static str {
         match self {
             Self::AppConnect => "app_connect",
             Self::AppClose => "app_close",
             Self::Opened(_) => "opened",
-            Self::TransportFailed { .. } => "transport_failed",
             Self::ConnectionLost { .. } => "connection_lost",
-            Self::ServerDisconnect { code, .. } => code,
-            Self::HeartbeatTimeout(_) => "heartbeat_timeout",
-            Self::ConnectTimeout(_) => "connect_timeout",
-            Self::ProtocolError(_) => "protocol_error",
             Self::UpgradeProbe { .. } => "upgrade_probe",
             Self::Resubscribe => "resubscribe",
+            Self::TransportFailed { .. }
+            | Self::ServerDisconnect { .. }
+            | Self::HeartbeatTimeout(_)
+            | Self::ConnectTimeout(_)
+            | Self::ProtocolError(_) => self.error_code().map_or("unknown", ErrorCode::as_str),
+        }
+    }
+
+    /// The error code, when an error caused the change.
+    pub fn error_code(&self) -> Option<ErrorCode> {
+        match self {
+            Self::TransportFailed { .. } => Some(ErrorCode::TransportFailed),
+            Self::ServerDisconnect { code, .. } => Some(*code),
+            Self::HeartbeatTimeout(_) => Some(ErrorCode::HeartbeatTimeout),
+            Self::ConnectTimeout(_) => Some(ErrorCode::ConnectTimeout),
+            Self::ProtocolError(_) => Some(ErrorCode::ProtocolError),
+            _ => None,
         }
     }
 }
@@ -233,7 +248,7 @@ pub enum Event {
         /// The client's id for it.
         msg_id: String,
         /// Error code.
-        code: String,
+        code: ErrorCode,
         /// Explanation.
         message: String,
     },
@@ -242,14 +257,14 @@ pub enum Event {
         /// The topic.
         topic: String,
         /// Error code.
-        code: String,
+        code: ErrorCode,
         /// Explanation.
         message: String,
     },
     /// Something the gateway sent was wrong, or an `error` frame answered no request.
     Error {
         /// Error code.
-        code: String,
+        code: ErrorCode,
         /// Explanation.
         message: String,
     },
@@ -259,7 +274,7 @@ pub enum Event {
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Action {
-    /// Open a transport. Report the outcome with the same `conn`.
+    /// Open a transport as `open` says. Report the outcome with the same `conn`.
     Connect {
         /// Attempt id; events about it carry it back.
         conn: u64,
@@ -267,8 +282,19 @@ pub enum Action {
         transport: TransportKind,
         /// Frame encoding (one-way transports always use JSON).
         encoding: Encoding,
-        /// For one-way transports: the topics and positions to put in the request.
+        /// For one-way transports: the topics and positions the request names.
         subscriptions: Vec<(String, Option<Position>)>,
+        /// The request, and how to read what comes back.
+        open: Open,
+    },
+    /// Before a WebTransport attempt: perform this `GET /wt/cert-hash` and
+    /// report its answer with `handle_discovery` (same `conn`); an
+    /// `Action::Connect` for WebTransport follows when it can be used.
+    Discover {
+        /// Attempt id.
+        conn: u64,
+        /// The request.
+        request: Request,
     },
     /// Send a frame on an open bidirectional transport.
     Send {
@@ -277,7 +303,9 @@ pub enum Action {
         /// The encoded frame.
         bytes: Vec<u8>,
     },
-    /// Publish over HTTP (one-way transports). Report with `handle_http_publish`.
+    /// Publish over HTTP (one-way transports): perform `request`, read the
+    /// answer with [`super::classify_response`], report with
+    /// `handle_http_publish`.
     HttpPublish {
         /// The client's id for it (also the gateway's dedupe key).
         msg_id: String,
@@ -287,6 +315,8 @@ pub enum Action {
         event: Option<String>,
         /// The payload.
         data: Payload,
+        /// `POST /api/publish/{topic}?msg_id=..`, with the API key.
+        request: Request,
     },
     /// Close a connection (no further events are expected for it).
     Close {
@@ -327,6 +357,10 @@ pub struct ClientConfig {
     pub upgrade_probe_ms: u64,
     /// Publishes kept while offline.
     pub offline_queue: usize,
+    /// Sent as `Authorization: Bearer` on every connection.
+    pub token: Option<String>,
+    /// Sent as `Authorization: Bearer` with HTTP publishes.
+    pub api_key: Option<String>,
 }
 
 impl Default for ClientConfig {
@@ -346,6 +380,8 @@ impl Default for ClientConfig {
             transport_retry_ms: 30_000,
             upgrade_probe_ms: 60_000,
             offline_queue: 1000,
+            token: None,
+            api_key: None,
         }
     }
 }
@@ -363,16 +399,4 @@ pub enum CommandError {
     /// A name breaks the protocol's rules.
     #[error("{0}")]
     BadName(String),
-}
-
-/// Why an [`Action::HttpPublish`] failed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HttpPublishError {
-    /// Error code (the gateway's, or `io` for the network).
-    pub code: String,
-    /// Explanation.
-    pub message: String,
-    /// Whether the request may not have reached the gateway: the publish is
-    /// queued again with the same msg_id.
-    pub retry: bool,
 }

@@ -207,6 +207,7 @@ impl Driver {
                 transport,
                 encoding,
                 subscriptions,
+                ..
             } => {
                 let open = Open {
                     conn,
@@ -255,6 +256,7 @@ impl Driver {
                 topic,
                 event,
                 data,
+                ..
             } => {
                 let endpoint = self.endpoint.clone();
                 let api_key = self.api_key.clone();
@@ -296,7 +298,7 @@ impl Driver {
             }
             Event::Error { code, message } => {
                 self.state
-                    .send_modify(|s| s.error = Some((code.clone(), message.clone())));
+                    .send_modify(|s| s.error = Some((code.as_str().to_owned(), message.clone())));
             }
             Event::Publication(p) => {
                 if let Some(list) = self.subscribers.get_mut(&p.topic) {
@@ -322,7 +324,13 @@ impl Driver {
                 code,
                 message,
             } => {
-                self.send_to_topic(&topic, SubscriptionEvent::Failed { code, message });
+                self.send_to_topic(
+                    &topic,
+                    SubscriptionEvent::Failed {
+                        code: code.as_str().to_owned(),
+                        message,
+                    },
+                );
                 self.subscribers.remove(&topic);
             }
             Event::Published {
@@ -344,10 +352,13 @@ impl Driver {
                 message,
             } => {
                 if let Some(reply) = self.publishes.remove(&msg_id) {
-                    let _ = reply.send(Err(if code == "closed" {
+                    let _ = reply.send(Err(if code == livegate_core::ErrorCode::Closed {
                         ClientError::Closed
                     } else {
-                        ClientError::Refused { code, message }
+                        ClientError::Refused {
+                            code: code.as_str().to_owned(),
+                            message,
+                        }
                     }));
                 }
             }
@@ -390,7 +401,10 @@ fn refuse(
                 ClientError::Refused { code, message } => (code.clone(), message.clone()),
                 other => ("invalid".to_owned(), other.to_string()),
             };
-            let _ = tx.send(SubscriptionEvent::Failed { code, message });
+            let _ = tx.send(SubscriptionEvent::Failed {
+                code: code.as_str().to_owned(),
+                message,
+            });
         }
     }
 }

@@ -120,7 +120,7 @@ impl Publisher {
                         err.message
                     )),
                     _ => ClientError::Refused {
-                        code: err.code,
+                        code: err.code.as_str().to_owned(),
                         message: err.message,
                     },
                 });
@@ -144,7 +144,7 @@ pub(super) async fn publish_once(
     timeout: Duration,
 ) -> Result<Position, HttpPublishError> {
     let err = |code: &str, message: String, retry: bool| HttpPublishError {
-        code: code.to_owned(),
+        code: livegate_core::ErrorCode::from_wire(code),
         message,
         retry,
     };
