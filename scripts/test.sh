@@ -42,10 +42,10 @@ step "Rust tests"
 cargo build -q --workspace --bins
 cargo test -q --workspace
 
-step "fuzz smoke: frame, payload and cursor decoders, client engine (libFuzzer)"
+step "fuzz smoke: frame, payload and cursor decoders, client engine, client parsers (libFuzzer)"
 command -v cargo-fuzz >/dev/null || cargo install -q cargo-fuzz
 # cargo-fuzz needs nightly flags; the stable toolchain allows them with RUSTC_BOOTSTRAP.
-for target in decode_frames payload_and_cursor client_engine; do
+for target in decode_frames payload_and_cursor client_engine client_parsers; do
   log="$CACHE/fuzz-$target.log"
   if ! (cd fuzz && RUSTC_BOOTSTRAP=1 CARGO_TARGET_DIR="$CACHE/fuzz-target" \
       cargo fuzz run -s none "$target" -- -max_total_time="${LIVEGATE_FUZZ_SECS:-20}" -max_len=4096 \

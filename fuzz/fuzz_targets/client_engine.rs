@@ -62,7 +62,12 @@ fn frame(b: &mut Bytes<'_>) -> Option<ServerFrame> {
 fuzz_target!(|data: &[u8]| {
     let mut b = Bytes(data);
     let config = ClientConfig {
-        transports: vec![TransportKind::WebSocket, TransportKind::Sse, TransportKind::LongPoll],
+        transports: vec![
+            TransportKind::WebTransport,
+            TransportKind::WebSocket,
+            TransportKind::Sse,
+            TransportKind::LongPoll,
+        ],
         encoding: Encoding::Json,
         offline_queue: 8,
         ..ClientConfig::default()
@@ -78,7 +83,7 @@ fuzz_target!(|data: &[u8]| {
             break;
         }
         let conn = conns.last().copied().unwrap_or(0);
-        match op % 10 {
+        match op % 12 {
             0 => c.handle_transport(now, conn, TransportEvent::Opened),
             1 => c.handle_transport(now, conn, TransportEvent::Failed("x".into())),
             2 => c.handle_transport(now, conn, TransportEvent::Closed("x".into())),
@@ -103,6 +108,17 @@ fuzz_target!(|data: &[u8]| {
             8 => {
                 let _ = c.publish(now, "a", None, Payload::from_json("2").expect("valid"));
             }
+            // The answer to a WebTransport discovery: a usable one, or noise.
+            10 => {
+                let status = if b.byte().unwrap_or(0) % 2 == 0 { 200 } else { 404 };
+                let good = br#"{"url":"https://127.0.0.1:4433/wt","algorithm":"sha-256","hash":"abababababababababababababababababababababababababababababababab"}"#;
+                c.handle_discovery(now, conn, status, good);
+            }
+            11 => {
+                let len = b.byte().unwrap_or(0) as usize;
+                let raw = b.take(len).to_vec();
+                c.handle_discovery(now, conn, 200, &raw);
+            }
             _ => {
                 if let Some(t) = c.poll_timeout() {
                     now = now.max(t);
@@ -113,7 +129,11 @@ fuzz_target!(|data: &[u8]| {
         // Drain: bounded, and consistent.
         for _ in 0..10_000 {
             match c.poll_action() {
-                Some(Action::Connect { conn, .. }) => conns.push(conn),
+                Some(Action::Connect { conn, .. } | Action::Discover { conn, .. }) => {
+                    if conns.last() != Some(&conn) {
+                        conns.push(conn);
+                    }
+                }
                 Some(_) => {}
                 None => break,
             }
