@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use livegate::client::{
+use livegate_client::{
     Client, ClientBuilder, ClientError, EventStream, Subscription, SubscriptionEvent,
 };
 use livegate_core::client::{State, TransportKind};
@@ -297,7 +297,7 @@ impl RawClient {
         topic: &str,
         data: &Bound<'_, PyAny>,
         event: Option<String>,
-    ) -> PyResult<impl std::future::Future<Output = Result<livegate::client::Ack, ClientError>>>
+    ) -> PyResult<impl std::future::Future<Output = Result<livegate_client::Ack, ClientError>>>
     {
         livegate_core::topic::validate_topic(topic)
             .map_err(|e| error(Kind::Argument, "invalid", e.to_string()))?;

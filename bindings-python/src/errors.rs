@@ -3,7 +3,7 @@
 //! The exception classes live in Python so they can inherit from the built-in
 //! ones a caller already catches (`ConnectionError`, `ValueError`, ...).
 
-use livegate::client::ClientError;
+use livegate_client::ClientError;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::PyType;

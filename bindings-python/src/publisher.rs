@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use livegate::client::Publisher;
+use livegate_client::Publisher;
 use livegate_core::Encoding;
 use pyo3::prelude::*;
 

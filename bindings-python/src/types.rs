@@ -1,6 +1,6 @@
 //! The objects handed to Python: publications, acks and status events.
 
-use livegate::client::{Ack as RustAck, SubscriptionEvent};
+use livegate_client::{Ack as RustAck, SubscriptionEvent};
 use livegate_core::client::Event;
 use livegate_core::protocol::{Position, Publication as RustPublication};
 use pyo3::prelude::*;

@@ -5,7 +5,7 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use futures_util::StreamExt;
-use livegate::client::{Subscription, SubscriptionEvent};
+use livegate_client::{Subscription, SubscriptionEvent};
 use livegate_core::protocol::Publication as RustPublication;
 use pyo3::prelude::*;
 use pyo3::types::PyList;

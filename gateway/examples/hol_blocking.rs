@@ -12,7 +12,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use futures_util::StreamExt;
-use livegate::client::{ClientBuilder, SubscriptionEvent};
+use livegate_client::{ClientBuilder, SubscriptionEvent};
 use livegate_core::client::TransportKind;
 use livegate_core::Payload;
 
@@ -47,7 +47,7 @@ async fn run(
         }
     }
     tokio::spawn(async move { while big.next().await.is_some() {} });
-    let publisher = livegate::client::ClientBuilder::new(url)
+    let publisher = livegate_client::ClientBuilder::new(url)
         .transports([TransportKind::Sse])
         .connect()?;
     let blob = Payload::from_json_value(&serde_json::Value::String("x".repeat(2 << 20)));

@@ -8,7 +8,7 @@ use anyhow::{bail, Context};
 use clap::{Args, ValueEnum};
 use futures_util::stream::FuturesOrdered;
 use futures_util::StreamExt;
-use livegate::client::ClientBuilder;
+use livegate_client::ClientBuilder;
 use livegate_core::client::{Event, State, TransportKind};
 use livegate_core::time::format_rfc3339_millis;
 use livegate_core::{Encoding, Payload};
@@ -251,7 +251,7 @@ pub async fn publish(mut args: PubArgs) -> anyhow::Result<()> {
             }
         }
     };
-    let report = |ack: livegate::client::Ack| {
+    let report = |ack: livegate_client::Ack| {
         print(&json!({
             "topic": ack.topic, "epoch": ack.position.epoch,
             "offset": ack.position.offset, "msg_id": ack.msg_id,

@@ -5,7 +5,6 @@
 pub mod api;
 pub mod bench;
 pub mod broker;
-pub mod client;
 pub mod close;
 pub mod config;
 pub mod hub;

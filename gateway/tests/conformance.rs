@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use livegate::client::{Ack, Client, ClientBuilder, ClientError};
+use livegate_client::{Ack, Client, ClientBuilder, ClientError};
 use livegate_core::client::{Event, Reason, State, TransportKind};
 use livegate_core::{Encoding, Payload};
 use serde_json::{json, Value};
@@ -77,7 +77,7 @@ async fn publish_http(
     pad: usize,
     interval: Duration,
 ) -> Outcome {
-    let endpoint = livegate::client::http::Endpoint::parse(&url).map_err(|e| e.to_string())?;
+    let endpoint = livegate_client::http::Endpoint::parse(&url).map_err(|e| e.to_string())?;
     let pad = "x".repeat(pad);
     for n in from..from + count {
         let body = json!({"n": n, "pad": pad}).to_string();
@@ -86,7 +86,7 @@ async fn publish_http(
             .header("content-type", "application/json")
             .body(http_body_util::Full::new(bytes::Bytes::from(body)))
             .map_err(|e| e.to_string())?;
-        let res = livegate::client::http::send(&endpoint, req)
+        let res = livegate_client::http::send(&endpoint, req)
             .await
             .map_err(|e| e.to_string())?;
         if res.status() != 200 {

@@ -6,7 +6,7 @@ mod support;
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use livegate::client::{ClientBuilder, ClientError, Publisher, SubscriptionEvent};
+use livegate_client::{ClientBuilder, ClientError, Publisher, SubscriptionEvent};
 use livegate_core::client::{State, TransportKind};
 use livegate_core::Payload;
 use support::Gateway;
@@ -16,7 +16,7 @@ fn json(text: &str) -> Payload {
 }
 
 async fn next_publication(
-    sub: &mut livegate::client::Subscription,
+    sub: &mut livegate_client::Subscription,
 ) -> livegate_core::protocol::Publication {
     loop {
         let event = tokio::time::timeout(Duration::from_secs(10), sub.next())
@@ -30,7 +30,7 @@ async fn next_publication(
 }
 
 /// The subscription's first event is `Subscribed` (it is live), within 10 s.
-async fn expect_live(sub: &mut livegate::client::Subscription) {
+async fn expect_live(sub: &mut livegate_client::Subscription) {
     let first = tokio::time::timeout(Duration::from_secs(10), sub.next()).await;
     assert!(
         matches!(first, Ok(Some(SubscriptionEvent::Subscribed(_)))),

@@ -26,7 +26,7 @@ use livegate_core::client::TransportKind;
 use livegate_core::{Encoding, Payload};
 use serde::Serialize;
 
-use crate::client::{ClientBuilder, SubscriptionEvent};
+use livegate_client::{ClientBuilder, SubscriptionEvent};
 
 /// Why a benchmark cannot run.
 #[derive(Debug, thiserror::Error)]
@@ -47,7 +47,7 @@ pub enum BenchError {
     },
     /// The client failed.
     #[error("client: {0}")]
-    Client(#[from] crate::client::ClientError),
+    Client(#[from] livegate_client::ClientError),
 }
 
 /// What to run.
@@ -308,13 +308,13 @@ fn payload(seq: u64, size: usize) -> Payload {
 }
 
 async fn stats_of(url: &str) -> Option<serde_json::Value> {
-    let endpoint = crate::client::http::Endpoint::parse(url).ok()?;
+    let endpoint = livegate_client::http::Endpoint::parse(url).ok()?;
     let req = hyper::Request::get(endpoint.path("/api/stats"))
         .header(hyper::header::HOST, endpoint.authority())
         .body(http_body_util::Full::new(bytes::Bytes::new()))
         .ok()?;
-    let res = crate::client::http::send(&endpoint, req).await.ok()?;
-    let body = crate::client::http::body_bytes(res, 1 << 20).await.ok()?;
+    let res = livegate_client::http::send(&endpoint, req).await.ok()?;
+    let body = livegate_client::http::body_bytes(res, 1 << 20).await.ok()?;
     serde_json::from_slice(&body).ok()
 }
 
@@ -488,7 +488,7 @@ async fn run_variant(
     let end = start + config.duration;
     let mut in_flight = FuturesUnordered::new();
     let mut published = 0u64;
-    let ok = |r: Result<crate::client::Ack, crate::client::ClientError>| u64::from(r.is_ok());
+    let ok = |r: Result<livegate_client::Ack, livegate_client::ClientError>| u64::from(r.is_ok());
     let mut seq = 0u64;
     let interval = (config.rate > 0).then(|| Duration::from_secs_f64(1.0 / config.rate as f64));
     let mut next = start;

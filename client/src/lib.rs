@@ -2,9 +2,9 @@
 //! driven by the sans-IO engine of `livegate_core::client`.
 //!
 //! ```no_run
-//! # async fn demo() -> Result<(), livegate::client::ClientError> {
+//! # async fn demo() -> Result<(), livegate_client::ClientError> {
 //! use futures_util::StreamExt;
-//! use livegate::client::{ClientBuilder, SubscriptionEvent};
+//! use livegate_client::{ClientBuilder, SubscriptionEvent};
 //!
 //! let client = ClientBuilder::new("http://127.0.0.1:8080").connect()?;
 //! let mut alerts = client.subscribe("alerts").await?;
@@ -15,6 +15,7 @@
 //! }
 //! # Ok(()) }
 //! ```
+#![forbid(unsafe_code)]
 
 mod driver;
 pub mod http;
@@ -33,6 +34,13 @@ use livegate_core::{Encoding, Payload};
 use tokio::sync::{mpsc, oneshot, watch};
 
 use self::http::Endpoint;
+
+/// Milliseconds since the Unix epoch (mixed into the engine's seed).
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
 
 /// What went wrong, as the app sees it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -232,7 +240,7 @@ impl ClientBuilder {
         let seed = {
             let mut b = [0u8; 8];
             let _ = getrandom::fill(&mut b);
-            u64::from_le_bytes(b) ^ crate::now_ms()
+            u64::from_le_bytes(b) ^ now_ms()
         };
         let mut engine = livegate_core::client::Client::new(self.config, seed);
         for t in &self.topics {

@@ -21,13 +21,13 @@ pub(super) const HTTP_PUBLISH_TIMEOUT: Duration = Duration::from_secs(15);
 /// fresh msg_id, so a retry after a lost answer is published once.
 ///
 /// ```no_run
-/// # async fn demo() -> Result<(), livegate::client::ClientError> {
-/// use livegate::client::Publisher;
+/// # async fn demo() -> Result<(), livegate_client::ClientError> {
+/// use livegate_client::Publisher;
 /// use livegate_core::Payload;
 ///
 /// let publisher = Publisher::new("http://127.0.0.1:8080")?.api_key("secret");
 /// let data = Payload::from_json(r#"{"service":"db","status":"down"}"#)
-///     .map_err(|e| livegate::client::ClientError::Invalid(e.to_string()))?;
+///     .map_err(|e| livegate_client::ClientError::Invalid(e.to_string()))?;
 /// let ack = publisher.publish("health", Some("health_change".into()), data).await?;
 /// println!("published at offset {}", ack.position.offset);
 /// # Ok(()) }
