@@ -6,7 +6,7 @@ use livegate_client::{
     Client, ClientBuilder, ClientError, EventStream, Subscription, SubscriptionEvent,
 };
 use livegate_core::client::{State, TransportKind};
-use livegate_core::Encoding;
+use livegate_core::{Encoding, ErrorCode};
 use pyo3::prelude::*;
 use pyo3::types::PyList;
 
@@ -148,7 +148,9 @@ impl RawClient {
     /// The last error, as `(code, message)` (a transport that failed to open...), or None.
     #[getter]
     fn last_error(&self) -> Option<(String, String)> {
-        self.client.last_error()
+        self.client
+            .last_error()
+            .map(|(code, message)| (code.as_str().to_owned(), message))
     }
 
     /// Resolves once connected; raises on timeout or when the client closes.
@@ -389,15 +391,15 @@ impl RawSubscription {
                         self.feed.unread(event);
                         break;
                     }
-                    let code = code.clone();
+                    let code = *code;
                     let message = format!("subscribing to {:?} failed: {message}", self.topic);
                     self.feed.close();
-                    let kind = if code == "closed" {
+                    let kind = if code == ErrorCode::Closed {
                         Kind::Closed
                     } else {
                         Kind::Protocol
                     };
-                    return Err(error(kind, &code, message));
+                    return Err(error(kind, code.as_str(), message));
                 }
                 other => {
                     if self.with_status {

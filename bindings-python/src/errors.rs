@@ -68,18 +68,21 @@ pub fn error(kind: Kind, code: &str, message: impl Into<String>) -> PyErr {
 
 /// The exception for a client error.
 pub fn from_client(e: ClientError) -> PyErr {
+    let code = e.code();
     match e {
-        ClientError::BadUrl(why) => {
-            error(Kind::Argument, "bad_url", format!("bad gateway URL {why}"))
-        }
-        ClientError::Io(why) => error(Kind::Connection, "io", why),
+        ClientError::BadUrl(why) => error(
+            Kind::Argument,
+            code.as_str(),
+            format!("bad gateway URL {why}"),
+        ),
+        ClientError::Io(why) => error(Kind::Connection, code.as_str(), why),
         ClientError::Closed => error(
             Kind::Closed,
-            "closed",
+            code.as_str(),
             "the client is closed; create a new one to connect again",
         ),
-        ClientError::Refused { code, message } => error(Kind::Protocol, &code, message),
-        ClientError::Invalid(why) => error(Kind::Argument, "invalid", why),
-        other => error(Kind::Protocol, "internal", other.to_string()),
+        ClientError::Refused { message, .. } => error(Kind::Protocol, code.as_str(), message),
+        ClientError::Invalid(why) => error(Kind::Argument, code.as_str(), why),
+        other => error(Kind::Protocol, code.as_str(), other.to_string()),
     }
 }

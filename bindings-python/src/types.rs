@@ -214,7 +214,7 @@ impl StatusEvent {
                 position,
             } => Self::recovered(topic, *recovered, position),
             SubscriptionEvent::Failed { code, message } => {
-                Self::subscribe_failed(topic, code, message)
+                Self::subscribe_failed(topic, code.as_str(), message)
             }
             _ => return None,
         })

@@ -52,7 +52,7 @@ impl Window {
                         recovered: false, ..
                     } => st.gaps += 1,
                     SubscriptionEvent::Failed { code, message } => {
-                        st.failure = Some((code, message));
+                        st.failure = Some((code.as_str().to_owned(), message));
                         break;
                     }
                     _ => {}

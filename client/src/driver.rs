@@ -5,16 +5,17 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use livegate_core::client::{
-    Action, Client as Engine, Event, HttpPublishError, State, TransportKind,
+    Action, Client as Engine, CommandError, Event, HttpPublishError, Open, Routed, Router, State,
 };
 use livegate_core::protocol::Position;
+use livegate_core::ErrorCode;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use super::http::Endpoint;
 use super::publisher::{publish_once, HTTP_PUBLISH_TIMEOUT};
-use super::transport::{self, Io, Open};
+use super::transport::{self, Io, Link};
 use super::{Ack, ClientError, Command, Listener, StateChange, Status, SubscriptionEvent};
 
 struct Conn {
@@ -22,32 +23,29 @@ struct Conn {
     task: JoinHandle<()>,
 }
 
+type Subscriber = mpsc::UnboundedSender<SubscriptionEvent>;
+type AckWaiter = oneshot::Sender<Result<Ack, ClientError>>;
+
 pub(super) struct Driver {
     engine: Engine,
     endpoint: Endpoint,
-    token: Option<String>,
-    api_key: Option<String>,
     state: watch::Sender<Status>,
     start: Instant,
     conns: HashMap<u64, Conn>,
-    subscribers: HashMap<String, Vec<mpsc::UnboundedSender<SubscriptionEvent>>>,
+    router: Router<Subscriber, AckWaiter>,
     listeners: Vec<Listener>,
-    publishes: HashMap<String, oneshot::Sender<Result<Ack, ClientError>>>,
     io_tx: mpsc::UnboundedSender<Io>,
     io_rx: mpsc::UnboundedReceiver<Io>,
     http_tx: mpsc::UnboundedSender<(String, Result<Position, HttpPublishError>)>,
     http_rx: mpsc::UnboundedReceiver<(String, Result<Position, HttpPublishError>)>,
     closing: Vec<oneshot::Sender<()>>,
     wt: transport::WtOptions,
-    pinned: std::collections::HashSet<String>,
 }
 
 impl Driver {
     pub(super) fn new(
         engine: Engine,
         endpoint: Endpoint,
-        token: Option<String>,
-        api_key: Option<String>,
         state: watch::Sender<Status>,
         listeners: Vec<Listener>,
         wt: transport::WtOptions,
@@ -57,27 +55,25 @@ impl Driver {
         Self {
             engine,
             endpoint,
-            token,
-            api_key,
             state,
             start: Instant::now(),
             conns: HashMap::new(),
-            subscribers: HashMap::new(),
+            router: Router::new(),
             listeners,
-            publishes: HashMap::new(),
             io_tx,
             io_rx,
             http_tx,
             http_rx,
             closing: Vec::new(),
             wt,
-            pinned: Default::default(),
         }
     }
 
     /// Topics subscribed at build time: kept when their last subscription goes.
-    pub(super) fn pinned(mut self, topics: std::collections::HashSet<String>) -> Self {
-        self.pinned = topics;
+    pub(super) fn pinned(mut self, topics: &[String]) -> Self {
+        for t in topics {
+            self.router.pin(t);
+        }
         self
     }
 
@@ -109,6 +105,9 @@ impl Driver {
                         Io::Transport(conn, ev) => self.engine.handle_transport(now, conn, ev),
                         Io::Frame(conn, bytes) => self.engine.handle_frame(now, conn, &bytes),
                         Io::Activity(conn) => self.engine.handle_activity(now, conn),
+                        Io::Discovered(conn, status, body) => {
+                            self.engine.handle_discovery(now, conn, status, &body);
+                        }
                     }
                 }
                 Some((msg_id, result)) = self.http_rx.recv() => {
@@ -124,7 +123,7 @@ impl Driver {
         for (_, c) in self.conns.drain() {
             c.task.abort();
         }
-        for (_, reply) in self.publishes.drain() {
+        for reply in self.router.drain_acks() {
             let _ = reply.send(Err(ClientError::Closed));
         }
         for done in self.closing.drain(..) {
@@ -151,7 +150,7 @@ impl Driver {
         match cmd {
             Command::Subscribe(topic, tx, reply) => match self.engine.subscribe(now, &topic) {
                 Ok(()) => {
-                    self.subscribers.entry(topic).or_default().push(tx);
+                    self.router.add(&topic, tx);
                     if let Some(reply) = reply {
                         let _ = reply.send(Ok(()));
                     }
@@ -159,13 +158,8 @@ impl Driver {
                 Err(e) => refuse(tx, reply, command_error(&e)),
             },
             Command::Release(topic) => {
-                let Some(list) = self.subscribers.get_mut(&topic) else {
-                    return;
-                };
-                list.retain(|s| !s.is_closed());
                 // Topics named at build time stay: their events feed `events()`.
-                if list.is_empty() && !self.pinned.contains(&topic) {
-                    self.subscribers.remove(&topic);
+                if self.router.release(&topic, |s| !s.is_closed()) {
                     self.engine.unsubscribe(now, &topic);
                 }
             }
@@ -176,7 +170,7 @@ impl Driver {
                 reply,
             } => match self.engine.publish(now, &topic, event, data) {
                 Ok(msg_id) => {
-                    self.publishes.insert(msg_id, reply);
+                    self.router.expect_ack(msg_id, reply);
                 }
                 Err(e) => {
                     let _ = reply.send(Err(command_error(&e)));
@@ -204,39 +198,50 @@ impl Driver {
         match action {
             Action::Connect {
                 conn,
-                transport,
                 encoding,
-                subscriptions,
+                open,
                 ..
             } => {
-                let open = Open {
-                    conn,
-                    endpoint: self.endpoint.clone(),
-                    token: self.token.clone(),
-                    subscriptions,
-                    io: self.io_tx.clone(),
-                    poll_timeout_ms: self.engine.config().poll_timeout_ms,
-                };
-                let (outgoing, task) = match transport {
-                    TransportKind::WebSocket => {
+                let link = self.link(conn);
+                let (outgoing, task) = match open {
+                    Open::WebSocket(request) => {
                         let (tx, rx) = mpsc::unbounded_channel();
-                        (
-                            Some(tx),
-                            tokio::spawn(transport::websocket(open, encoding, rx)),
-                        )
+                        let task = transport::websocket(link, request, encoding, rx);
+                        (Some(tx), tokio::spawn(task))
                     }
-                    TransportKind::Sse => (None, tokio::spawn(transport::sse(open))),
-                    TransportKind::LongPoll => (None, tokio::spawn(transport::poll(open))),
-                    TransportKind::WebTransport => {
+                    Open::EventStream(request) => {
+                        (None, tokio::spawn(transport::sse(link, request)))
+                    }
+                    Open::LongPoll(poller) => (None, tokio::spawn(transport::poll(link, poller))),
+                    Open::Check(request) => (None, tokio::spawn(transport::check(link, request))),
+                    Open::WebTransport { request, cert_hash } => {
                         let (tx, rx) = mpsc::unbounded_channel();
                         let options = self.wt.clone();
-                        (
-                            Some(tx),
-                            tokio::spawn(transport::webtransport(open, encoding, rx, options)),
-                        )
+                        let task = transport::webtransport(link, request, cert_hash, rx, options);
+                        (Some(tx), tokio::spawn(task))
+                    }
+                    // An opening this driver does not know: the attempt fails.
+                    _ => {
+                        let _ = self.io_tx.send(Io::Transport(
+                            conn,
+                            livegate_core::client::TransportEvent::Failed(
+                                "this client cannot open that transport".into(),
+                            ),
+                        ));
+                        return;
                     }
                 };
                 self.conns.insert(conn, Conn { outgoing, task });
+            }
+            Action::Discover { conn, request } => {
+                let task = tokio::spawn(transport::discover(self.link(conn), request));
+                self.conns.insert(
+                    conn,
+                    Conn {
+                        outgoing: None,
+                        task,
+                    },
+                );
             }
             Action::Send { conn, bytes } => {
                 if let Some(tx) = self.conns.get(&conn).and_then(|c| c.outgoing.as_ref()) {
@@ -252,26 +257,12 @@ impl Driver {
                 }
             }
             Action::HttpPublish {
-                msg_id,
-                topic,
-                event,
-                data,
-                ..
+                msg_id, request, ..
             } => {
                 let endpoint = self.endpoint.clone();
-                let api_key = self.api_key.clone();
                 let results = self.http_tx.clone();
                 tokio::spawn(async move {
-                    let result = publish_once(
-                        &endpoint,
-                        api_key.as_deref(),
-                        &msg_id,
-                        &topic,
-                        event,
-                        &data,
-                        HTTP_PUBLISH_TIMEOUT,
-                    )
-                    .await;
+                    let result = publish_once(&endpoint, &request, HTTP_PUBLISH_TIMEOUT).await;
                     let _ = results.send((msg_id, result));
                 });
             }
@@ -279,12 +270,31 @@ impl Driver {
         }
     }
 
+    fn link(&self, conn: u64) -> Link {
+        Link {
+            conn,
+            endpoint: self.endpoint.clone(),
+            io: self.io_tx.clone(),
+        }
+    }
+
     fn dispatch(&mut self, event: Event) {
         let publication = matches!(event, Event::Publication(_));
         self.listeners
             .retain(|l| (publication && !l.publications) || l.tx.send(event.clone()).is_ok());
-        match event {
-            Event::State { from, to, reason } => {
+        match self.router.route(event) {
+            Routed::Topic { subs, event } => deliver(subs, event),
+            Routed::Ended { mut subs, event } => deliver(&mut subs, event),
+            Routed::Answered { waiter, outcome } => {
+                let _ = waiter.send(outcome.map_err(|f| match f.code {
+                    ErrorCode::Closed => ClientError::Closed,
+                    code => ClientError::Refused {
+                        code,
+                        message: f.message,
+                    },
+                }));
+            }
+            Routed::Other(Event::State { from, to, reason }) => {
                 self.state.send_modify(|s| {
                     s.state = to;
                     s.change = Some(StateChange {
@@ -296,86 +306,17 @@ impl Driver {
                     });
                 });
             }
-            Event::Error { code, message } => {
-                self.state
-                    .send_modify(|s| s.error = Some((code.as_str().to_owned(), message.clone())));
+            Routed::Other(Event::Error { code, message }) => {
+                self.state.send_modify(|s| s.error = Some((code, message)));
             }
-            Event::Publication(p) => {
-                if let Some(list) = self.subscribers.get_mut(&p.topic) {
-                    deliver(list, SubscriptionEvent::Publication(p));
-                }
-            }
-            Event::Subscribed { topic, position } => {
-                self.send_to_topic(&topic, SubscriptionEvent::Subscribed(position));
-            }
-            Event::Recovered {
-                topic,
-                recovered,
-                position,
-            } => self.send_to_topic(
-                &topic,
-                SubscriptionEvent::Recovered {
-                    recovered,
-                    position,
-                },
-            ),
-            Event::SubscribeFailed {
-                topic,
-                code,
-                message,
-            } => {
-                self.send_to_topic(
-                    &topic,
-                    SubscriptionEvent::Failed {
-                        code: code.as_str().to_owned(),
-                        message,
-                    },
-                );
-                self.subscribers.remove(&topic);
-            }
-            Event::Published {
-                msg_id,
-                topic,
-                position,
-            } => {
-                if let Some(reply) = self.publishes.remove(&msg_id) {
-                    let _ = reply.send(Ok(Ack {
-                        msg_id,
-                        topic,
-                        position,
-                    }));
-                }
-            }
-            Event::PublishFailed {
-                msg_id,
-                code,
-                message,
-            } => {
-                if let Some(reply) = self.publishes.remove(&msg_id) {
-                    let _ = reply.send(Err(if code == livegate_core::ErrorCode::Closed {
-                        ClientError::Closed
-                    } else {
-                        ClientError::Refused {
-                            code: code.as_str().to_owned(),
-                            message,
-                        }
-                    }));
-                }
-            }
-            _ => {}
-        }
-    }
-
-    fn send_to_topic(&mut self, topic: &str, event: SubscriptionEvent) {
-        if let Some(list) = self.subscribers.get_mut(topic) {
-            deliver(list, event);
+            Routed::Other(_) => {}
         }
     }
 }
 
 /// Hands `event` to every live subscription of a topic: clones for all but
 /// the last, which takes it (usually the only one: no copy per publication).
-fn deliver(list: &mut Vec<mpsc::UnboundedSender<SubscriptionEvent>>, event: SubscriptionEvent) {
+fn deliver(list: &mut Vec<Subscriber>, event: SubscriptionEvent) {
     list.retain(|s| !s.is_closed());
     if let Some((last, rest)) = list.split_last() {
         for s in rest {
@@ -396,22 +337,21 @@ fn refuse(
             let _ = reply.send(Err(error));
         }
         None => {
-            let (code, message) = match &error {
-                ClientError::Closed => ("closed".to_owned(), error.to_string()),
-                ClientError::Refused { code, message } => (code.clone(), message.clone()),
-                other => ("invalid".to_owned(), other.to_string()),
+            let message = match &error {
+                ClientError::Refused { message, .. } => message.clone(),
+                other => other.to_string(),
             };
             let _ = tx.send(SubscriptionEvent::Failed {
-                code: code.as_str().to_owned(),
+                code: error.code(),
                 message,
             });
         }
     }
 }
 
-fn command_error(e: &livegate_core::client::CommandError) -> ClientError {
+fn command_error(e: &CommandError) -> ClientError {
     match e {
-        livegate_core::client::CommandError::Closed => ClientError::Closed,
+        CommandError::Closed => ClientError::Closed,
         other => ClientError::Invalid(other.to_string()),
     }
 }

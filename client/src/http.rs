@@ -4,8 +4,9 @@
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
-use hyper::{Request, Response};
+use hyper::Response;
 use hyper_util::rt::TokioIo;
+use livegate_core::client::{Method, Request, Target};
 use tokio::net::TcpStream;
 
 use super::ClientError;
@@ -53,7 +54,12 @@ impl Endpoint {
 
     /// `ws://authority/prefix/ws`.
     pub fn ws_url(&self) -> String {
-        format!("ws://{}{}/ws", self.authority, self.prefix)
+        self.ws_url_for("/ws")
+    }
+
+    /// A WebSocket URL of a path (and query) below the gateway's prefix.
+    pub fn ws_url_for(&self, path_and_query: &str) -> String {
+        format!("ws://{}{}{path_and_query}", self.authority, self.prefix)
     }
 
     /// `host:port` to connect to.
@@ -67,10 +73,32 @@ impl Endpoint {
     }
 }
 
+/// The hyper request for a request the engine built: its path below the
+/// gateway's prefix (or its own URL), `Host`, its headers and body.
+pub fn request(endpoint: &Endpoint, r: &Request) -> Result<hyper::Request<Full<Bytes>>, String> {
+    let uri = match &r.target {
+        Target::Gateway(_) => endpoint.path(&r.path_and_query()),
+        Target::Url(_) => r.path_and_query(),
+    };
+    let method = match r.method {
+        Method::Get => hyper::Method::GET,
+        Method::Post => hyper::Method::POST,
+    };
+    let mut b = hyper::Request::builder()
+        .method(method)
+        .uri(uri)
+        .header(hyper::header::HOST, endpoint.authority());
+    for (name, value) in &r.headers {
+        b = b.header(name.as_str(), value.as_str());
+    }
+    b.body(Full::new(r.body.clone()))
+        .map_err(|e| format!("cannot build the request: {e}"))
+}
+
 /// Sends one request on a fresh connection; the body streams after this returns.
 pub async fn send(
     endpoint: &Endpoint,
-    request: Request<Full<Bytes>>,
+    request: hyper::Request<Full<Bytes>>,
 ) -> Result<Response<Incoming>, ClientError> {
     let tcp = TcpStream::connect(endpoint.authority())
         .await
@@ -95,11 +123,6 @@ pub async fn body_bytes(res: Response<Incoming>, limit: usize) -> Result<Bytes, 
         .await
         .map(|c| c.to_bytes())
         .map_err(|e| ClientError::Io(format!("reading the body: {e}")))
-}
-
-/// Percent-encodes a query value.
-pub fn encode(v: &str) -> String {
-    form_urlencoded::byte_serialize(v.as_bytes()).collect()
 }
 
 #[cfg(test)]

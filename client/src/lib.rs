@@ -28,9 +28,9 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use futures_util::Stream;
+pub use livegate_core::client::{Ack, SubscriptionEvent};
 use livegate_core::client::{Backoff, ClientConfig, Event, State, TransportKind};
-use livegate_core::protocol::{Position, Publication};
-use livegate_core::{Encoding, Payload};
+use livegate_core::{Encoding, ErrorCode, Payload};
 use tokio::sync::{mpsc, oneshot, watch};
 
 use self::http::Endpoint;
@@ -59,7 +59,7 @@ pub enum ClientError {
     #[error("refused by the gateway ({code}): {message}")]
     Refused {
         /// Error code (`docs/protocol.md`).
-        code: String,
+        code: ErrorCode,
         /// Explanation.
         message: String,
     },
@@ -71,40 +71,18 @@ pub enum ClientError {
     NoRuntime,
 }
 
-/// A publish acknowledged by the gateway.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Ack {
-    /// The client-generated id (the gateway's dedupe key).
-    pub msg_id: String,
-    /// The topic.
-    pub topic: String,
-    /// Where the publication landed.
-    pub position: Position,
-}
-
-/// What a subscription yields.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum SubscriptionEvent {
-    /// A publication, each exactly once and in order.
-    Publication(Publication),
-    /// The subscription is live.
-    Subscribed(Position),
-    /// After a reconnect: `false` means publications were missed for good
-    /// (history too short, or the gateway restarted): reload your state.
-    Recovered {
-        /// Whether nothing was lost.
-        recovered: bool,
-        /// The position the stream continues from.
-        position: Position,
-    },
-    /// The gateway refused the subscription; the stream ends after this.
-    Failed {
-        /// Error code.
-        code: String,
-        /// Explanation.
-        message: String,
-    },
+impl ClientError {
+    /// Its code in the one vocabulary of `livegate_core::ErrorCode` (what
+    /// bindings hand to their languages).
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            Self::BadUrl(_) => ErrorCode::BadUrl,
+            Self::Io(_) => ErrorCode::Io,
+            Self::Closed => ErrorCode::Closed,
+            Self::Refused { code, .. } => *code,
+            Self::Invalid(_) | Self::NoRuntime => ErrorCode::Invalid,
+        }
+    }
 }
 
 /// A change of connection state.
@@ -127,8 +105,6 @@ pub struct StateChange {
 pub struct ClientBuilder {
     url: String,
     config: ClientConfig,
-    token: Option<String>,
-    api_key: Option<String>,
     topics: Vec<String>,
     wt: transport::WtOptions,
 }
@@ -139,8 +115,6 @@ impl ClientBuilder {
         Self {
             url: url.into(),
             config: ClientConfig::default(),
-            token: None,
-            api_key: None,
             topics: Vec::new(),
             wt: transport::WtOptions::default(),
         }
@@ -175,13 +149,13 @@ impl ClientBuilder {
 
     /// A token sent as `Authorization: Bearer` on every connection.
     pub fn token(mut self, token: impl Into<String>) -> Self {
-        self.token = Some(token.into());
+        self.config.token = Some(token.into());
         self
     }
 
     /// The gateway's API key, for publishes that go over HTTP (SSE, long-poll).
     pub fn api_key(mut self, key: impl Into<String>) -> Self {
-        self.api_key = Some(key.into());
+        self.config.api_key = Some(key.into());
         self
     }
 
@@ -248,16 +222,8 @@ impl ClientBuilder {
                 .subscribe(0, t)
                 .map_err(|e| ClientError::Invalid(e.to_string()))?;
         }
-        let driver = driver::Driver::new(
-            engine,
-            endpoint,
-            self.token,
-            self.api_key,
-            state_tx,
-            listeners,
-            self.wt,
-        )
-        .pinned(self.topics.into_iter().collect());
+        let driver = driver::Driver::new(engine, endpoint, state_tx, listeners, self.wt)
+            .pinned(&self.topics);
         runtime.spawn(driver.run(cmd_rx));
         Ok(Client {
             commands: cmd_tx,
@@ -299,7 +265,7 @@ pub(crate) struct Status {
     pub(crate) change: Option<StateChange>,
     /// The last error event (`code`, `message`), such as a transport that
     /// failed to open.
-    pub(crate) error: Option<(String, String)>,
+    pub(crate) error: Option<(ErrorCode, String)>,
 }
 
 /// A handle on a running client; clones share the connection.
@@ -411,7 +377,7 @@ impl Client {
 
     /// The last error the engine reported, as `(code, message)`: a transport
     /// that failed to open, a frame it could not accept.
-    pub fn last_error(&self) -> Option<(String, String)> {
+    pub fn last_error(&self) -> Option<(ErrorCode, String)> {
         self.state.borrow().error.clone()
     }
 

@@ -4,10 +4,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use http_body_util::Full;
-use hyper::Request;
-use livegate_core::client::HttpPublishError;
-use livegate_core::payload::PayloadKind;
+use livegate_core::client::{classify_response, publish_request, HttpPublishError, Request};
 use livegate_core::protocol::Position;
 use livegate_core::Payload;
 
@@ -87,20 +84,19 @@ impl Publisher {
             self.instance,
             self.seq.fetch_add(1, Ordering::Relaxed)
         );
+        let request = publish_request(
+            topic,
+            event.as_deref(),
+            &msg_id,
+            &data,
+            self.api_key.as_deref(),
+        );
         let deadline = tokio::time::Instant::now() + self.timeout;
         let mut pause = Duration::from_millis(50);
         loop {
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-            let attempt = publish_once(
-                &self.endpoint,
-                self.api_key.as_deref(),
-                &msg_id,
-                topic,
-                event.clone(),
-                &data,
-                left.min(HTTP_PUBLISH_TIMEOUT),
-            )
-            .await;
+            let attempt =
+                publish_once(&self.endpoint, &request, left.min(HTTP_PUBLISH_TIMEOUT)).await;
             let err = match attempt {
                 Ok(position) => {
                     return Ok(Ack {
@@ -113,16 +109,17 @@ impl Publisher {
             };
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());
             if !err.retry || left <= pause {
-                return Err(match err.code.as_str() {
-                    "io" | "timeout" => ClientError::Io(format!(
+                return Err(if err.is_network() {
+                    ClientError::Io(format!(
                         "publishing to {} failed: {}",
                         self.endpoint.authority(),
                         err.message
-                    )),
-                    _ => ClientError::Refused {
-                        code: err.code.as_str().to_owned(),
+                    ))
+                } else {
+                    ClientError::Refused {
+                        code: err.code,
                         message: err.message,
-                    },
+                    }
                 });
             }
             tokio::time::sleep(pause).await;
@@ -131,66 +128,28 @@ impl Publisher {
     }
 }
 
-/// `POST /api/publish/{topic}` with the payload as it was made (JSON,
-/// MessagePack or binary, by content type) and the msg_id for dedupe;
-/// `retry` when worth retrying (network, timeout, 5xx).
+/// Performs a publish request the core built and classifies the outcome
+/// (`livegate_core::client::classify_response`: network errors, timeouts
+/// and 5xx are worth a retry, other answers are final).
 pub(super) async fn publish_once(
     endpoint: &Endpoint,
-    api_key: Option<&str>,
-    msg_id: &str,
-    topic: &str,
-    event: Option<String>,
-    data: &Payload,
+    request: &Request,
     timeout: Duration,
 ) -> Result<Position, HttpPublishError> {
-    let err = |code: &str, message: String, retry: bool| HttpPublishError {
-        code: livegate_core::ErrorCode::from_wire(code),
-        message,
-        retry,
-    };
-    let content_type = match data.kind() {
-        PayloadKind::Json => "application/json",
-        PayloadKind::Msgpack => "application/msgpack",
-        PayloadKind::Binary => "application/octet-stream",
-    };
-    let mut path = format!("/api/publish/{topic}?msg_id={}", http::encode(msg_id));
-    if let Some(e) = &event {
-        path.push_str(&format!("&event={}", http::encode(e)));
-    }
-    let mut b = Request::post(endpoint.path(&path))
-        .header(hyper::header::HOST, endpoint.authority())
-        .header(hyper::header::CONTENT_TYPE, content_type);
-    if let Some(k) = api_key {
-        b = b.header(hyper::header::AUTHORIZATION, format!("Bearer {k}"));
-    }
-    let req = b
-        .body(Full::new(data.as_bytes().clone()))
-        .map_err(|e| err("bad_request", e.to_string(), false))?;
-    let io = |e: ClientError| err("io", e.to_string(), true);
+    let req = http::request(endpoint, request).map_err(|e| HttpPublishError {
+        code: livegate_core::ErrorCode::Invalid,
+        message: e,
+        retry: false,
+    })?;
     let answer = tokio::time::timeout(timeout, async {
+        let io = |e: ClientError| HttpPublishError::io(e.to_string());
         let res = http::send(endpoint, req).await.map_err(io)?;
-        let status = res.status();
+        let status = res.status().as_u16();
         let bytes = http::body_bytes(res, 64 * 1024).await.map_err(io)?;
         Ok::<_, HttpPublishError>((status, bytes))
     })
     .await
-    .map_err(|_| {
-        err(
-            "timeout",
-            "the gateway did not answer the publish in time".into(),
-            true,
-        )
-    })?;
+    .map_err(|_| HttpPublishError::timeout())?;
     let (status, bytes) = answer?;
-    let v: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
-    if status.is_success() {
-        let epoch = v["epoch"].as_str().unwrap_or_default().to_owned();
-        let offset = v["offset"].as_u64().unwrap_or_default();
-        return Ok(Position { epoch, offset });
-    }
-    let code = v["code"].as_str().unwrap_or("http_error").to_owned();
-    let message = v["message"]
-        .as_str()
-        .map_or_else(|| format!("HTTP {status}"), str::to_owned);
-    Err(err(&code, message, status.is_server_error()))
+    classify_response(status, &bytes)
 }

@@ -1,17 +1,14 @@
-//! The client's transports: each opens one connection and reports what it
-//! sees to the driver as [`Io`] events; the engine decides everything else.
+//! The client's transports: each performs the request the engine built
+//! (`livegate_core::client::Open`) and reports what it sees to the driver
+//! as [`Io`] events; the engine and its parsers decide everything else.
 
-use std::time::Duration;
-
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
-use http_body_util::{BodyExt, Full};
-use hyper::Request;
-use livegate_core::client::TransportEvent;
-use livegate_core::cursor::format_cursor;
-use livegate_core::protocol::Position;
+use http_body_util::BodyExt;
+use livegate_core::client::{
+    http_failure, Poller, Request, SseItem, SseParser, TransportEvent, MAX_FRAME,
+};
 use livegate_core::Encoding;
-use serde_json::value::RawValue;
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
@@ -27,68 +24,79 @@ pub enum Io {
     Frame(u64, Bytes),
     /// Traffic without a frame.
     Activity(u64),
+    /// The answer to a WebTransport discovery: status and body.
+    Discovered(u64, u16, Bytes),
 }
 
-/// Largest frame the client accepts from a gateway.
-pub const MAX_FRAME: usize = 16 << 20;
-
-/// What a transport needs to open.
-pub struct Open {
+/// One connection's way back to the driver.
+pub struct Link {
+    /// The engine's id for the connection.
     pub conn: u64,
+    /// Where the gateway is.
     pub endpoint: Endpoint,
-    pub token: Option<String>,
-    pub subscriptions: Vec<(String, Option<Position>)>,
+    /// Where reports go.
     pub io: mpsc::UnboundedSender<Io>,
-    pub poll_timeout_ms: u64,
 }
 
-impl Open {
+impl Link {
     fn report(&self, e: TransportEvent) {
         let _ = self.io.send(Io::Transport(self.conn, e));
     }
 
-    fn query(&self, cursor_key: &str) -> String {
-        let mut q: Vec<String> = self
-            .subscriptions
-            .iter()
-            .map(|(t, _)| format!("topic={}", http::encode(t)))
-            .collect();
-        let cursor = format_cursor(
-            self.subscriptions
-                .iter()
-                .filter_map(|(t, p)| p.as_ref().map(|p| (t.as_str(), p))),
-        );
-        if !cursor.is_empty() {
-            q.push(format!("{cursor_key}={}", http::encode(&cursor)));
-        }
-        q.join("&")
+    fn failed(&self, why: impl Into<String>) {
+        self.report(TransportEvent::Failed(why.into()));
     }
 
-    fn get(&self, path_and_query: &str) -> Result<Request<Full<Bytes>>, String> {
-        let mut b =
-            Request::get(path_and_query).header(hyper::header::HOST, self.endpoint.authority());
-        if let Some(t) = &self.token {
-            b = b.header(hyper::header::AUTHORIZATION, format!("Bearer {t}"));
-        }
-        b.body(Full::new(Bytes::new())).map_err(|e| e.to_string())
+    fn frame(&self, bytes: Bytes) {
+        let _ = self.io.send(Io::Frame(self.conn, bytes));
+    }
+
+    fn activity(&self) {
+        let _ = self.io.send(Io::Activity(self.conn));
+    }
+
+    /// Sends a request and reads the whole (bounded) answer.
+    async fn fetch(&self, request: &Request, limit: usize) -> Result<(u16, Bytes), String> {
+        let req = http::request(&self.endpoint, request)?;
+        let res = http::send(&self.endpoint, req)
+            .await
+            .map_err(|e| e.to_string())?;
+        let status = res.status().as_u16();
+        let body = http::body_bytes(res, limit)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok((status, body))
     }
 }
 
 /// WebSocket: frames both ways.
 pub async fn websocket(
-    open: Open,
+    link: Link,
+    request: Request,
     encoding: Encoding,
     mut outgoing: mpsc::UnboundedReceiver<Vec<u8>>,
 ) {
-    let mut req = match open.endpoint.ws_url().into_client_request() {
+    let mut req = match link
+        .endpoint
+        .ws_url_for(&request.path_and_query())
+        .into_client_request()
+    {
         Ok(r) => r,
-        Err(e) => return open.report(TransportEvent::Failed(e.to_string())),
+        Err(e) => return link.failed(e.to_string()),
     };
-    if let Ok(v) = encoding.subprotocol().parse() {
-        req.headers_mut().insert("sec-websocket-protocol", v);
-    }
-    if let Some(Ok(v)) = open.token.as_ref().map(|t| format!("Bearer {t}").parse()) {
-        req.headers_mut().insert("authorization", v);
+    let extra = request
+        .subprotocol
+        .map(|p| ("sec-websocket-protocol".to_owned(), p.to_owned()));
+    for (name, value) in request.headers.iter().cloned().chain(extra) {
+        match (
+            hyper::header::HeaderName::try_from(name),
+            hyper::header::HeaderValue::try_from(value),
+        ) {
+            (Ok(n), Ok(v)) => {
+                req.headers_mut().insert(n, v);
+            }
+            _ => return link.failed("a request header is not valid"),
+        }
     }
     let config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
         .read_buffer_size(4096)
@@ -96,15 +104,15 @@ pub async fn websocket(
         .max_frame_size(Some(MAX_FRAME));
     let mut ws = match tokio_tungstenite::connect_async_with_config(req, Some(config), true).await {
         Ok((ws, _)) => ws,
-        Err(e) => return open.report(TransportEvent::Failed(e.to_string())),
+        Err(e) => return link.failed(e.to_string()),
     };
-    open.report(TransportEvent::Opened);
+    link.report(TransportEvent::Opened);
     let reason = loop {
         tokio::select! {
             msg = ws.next() => match msg {
-                Some(Ok(Message::Text(t))) => { let _ = open.io.send(Io::Frame(open.conn, Bytes::copy_from_slice(t.as_bytes()))); }
-                Some(Ok(Message::Binary(b))) => { let _ = open.io.send(Io::Frame(open.conn, b)); }
-                Some(Ok(Message::Ping(_) | Message::Pong(_))) => { let _ = open.io.send(Io::Activity(open.conn)); }
+                Some(Ok(Message::Text(t))) => link.frame(Bytes::copy_from_slice(t.as_bytes())),
+                Some(Ok(Message::Binary(b))) => link.frame(b),
+                Some(Ok(Message::Ping(_) | Message::Pong(_))) => link.activity(),
                 Some(Ok(Message::Close(c))) => break c.map_or("closed by the gateway".to_owned(), |c| format!("closed by the gateway ({} {})", u16::from(c.code), c.reason)),
                 Some(Ok(Message::Frame(_))) => {}
                 Some(Err(e)) => break e.to_string(),
@@ -128,257 +136,113 @@ pub async fn websocket(
             },
         }
     };
-    open.report(TransportEvent::Closed(reason));
+    link.report(TransportEvent::Closed(reason));
 }
 
-/// A one-way transport with no topic has no stream to open: checks that the
-/// gateway answers (`GET /health`), reports the outcome, then idles until
-/// the engine closes it.
-async fn probe(open: Open) {
-    let req = match open.get(&open.endpoint.path("/health")) {
-        Ok(r) => r,
-        Err(e) => return open.report(TransportEvent::Failed(e)),
-    };
-    match http::send(&open.endpoint, req).await {
-        Ok(res) if res.status().is_success() => {
-            open.report(TransportEvent::Opened);
+/// A one-way transport with no topic: checks that the gateway answers,
+/// reports the outcome, then idles until the engine closes it.
+pub async fn check(link: Link, request: Request) {
+    match link.fetch(&request, 64 * 1024).await {
+        Ok((status, _)) if (200..300).contains(&status) => {
+            link.report(TransportEvent::Opened);
             std::future::pending::<()>().await;
         }
-        Ok(res) => open.report(TransportEvent::Failed(format!(
-            "the gateway's /health answered HTTP {}",
-            res.status()
-        ))),
-        Err(e) => open.report(TransportEvent::Failed(e.to_string())),
+        Ok((status, body)) => link.failed(format!(
+            "the gateway's /health answered {}",
+            http_failure(status, &body)
+        )),
+        Err(e) => link.failed(e),
     }
 }
 
 /// Server-Sent Events: frames from the gateway only.
-pub async fn sse(open: Open) {
-    if open.subscriptions.is_empty() {
-        return probe(open).await;
-    }
-    let path = format!("{}?{}", open.endpoint.path("/sse"), open.query("since"));
-    let req = match open.get(&path) {
-        Ok(r) => r,
-        Err(e) => return open.report(TransportEvent::Failed(e)),
+pub async fn sse(link: Link, request: Request) {
+    let res = match http::request(&link.endpoint, &request) {
+        Ok(req) => http::send(&link.endpoint, req).await,
+        Err(e) => return link.failed(e),
     };
-    let res = match http::send(&open.endpoint, req).await {
+    let res = match res {
         Ok(r) => r,
-        Err(e) => return open.report(TransportEvent::Failed(e.to_string())),
+        Err(e) => return link.failed(e.to_string()),
     };
-    if res.status() != hyper::StatusCode::OK {
-        let status = res.status();
+    let status = res.status().as_u16();
+    if status != 200 {
         let body = http::body_bytes(res, 4096).await.unwrap_or_default();
-        return open.report(TransportEvent::Failed(format!(
-            "HTTP {status}: {}",
-            String::from_utf8_lossy(&body)
-        )));
+        return link.failed(http_failure(status, &body));
     }
-    open.report(TransportEvent::Opened);
+    link.report(TransportEvent::Opened);
     let mut body = res.into_body();
-    let mut parser = SseParser::default();
+    let mut parser = SseParser::new(MAX_FRAME);
     let reason = loop {
         match body.frame().await {
             Some(Ok(frame)) => {
                 let Ok(chunk) = frame.into_data() else {
                     continue;
                 };
-                if parser.pending() + chunk.len() > MAX_FRAME {
-                    break "an SSE event exceeded the size limit".to_owned();
-                }
-                for item in parser.push(&chunk) {
-                    let _ = open.io.send(match item {
-                        SseItem::Data(d) => Io::Frame(open.conn, d),
-                        SseItem::Comment => Io::Activity(open.conn),
-                    });
+                match parser.push(&chunk) {
+                    Ok(items) => {
+                        for item in items {
+                            match item {
+                                SseItem::Event(e) => link.frame(Bytes::from(e.data)),
+                                SseItem::Comment => link.activity(),
+                                SseItem::Retry(_) => {}
+                            }
+                        }
+                    }
+                    Err(e) => break e.to_string(),
                 }
             }
             Some(Err(e)) => break e.to_string(),
             None => break "the event stream ended".to_owned(),
         }
     };
-    open.report(TransportEvent::Closed(reason));
+    link.report(TransportEvent::Closed(reason));
 }
 
-/// Long-poll: one request after the other, each with the last cursor.
-pub async fn poll(open: Open) {
-    if open.subscriptions.is_empty() {
-        return probe(open).await;
-    }
-    let topics: Vec<String> = open
-        .subscriptions
-        .iter()
-        .map(|(t, _)| format!("topic={}", http::encode(t)))
-        .collect();
-    let mut cursor = format_cursor(
-        open.subscriptions
-            .iter()
-            .filter_map(|(t, p)| p.as_ref().map(|p| (t.as_str(), p))),
-    );
-    let mut opened = false;
-    // The gateway answers within timeout_ms; allow for a slow network on top.
-    let request_timeout = Duration::from_millis(open.poll_timeout_ms + 10_000);
+/// Long-poll: one request after the other, as the [`Poller`] says.
+pub async fn poll(link: Link, mut poller: Poller) {
     loop {
-        let mut q = topics.clone();
-        if !cursor.is_empty() {
-            q.push(format!("cursor={}", http::encode(&cursor)));
-        }
-        // The first request returns at once: the engine learns that the
-        // transport works without waiting a whole poll (its connect timeout
-        // may be shorter than that).
-        let wait = if opened {
-            open.poll_timeout_ms.min(60_000)
-        } else {
-            0
+        let request = poller.next_request();
+        let timeout = std::time::Duration::from_millis(poller.request_timeout_ms());
+        let answer = match tokio::time::timeout(timeout, link.fetch(&request, MAX_FRAME)).await {
+            Ok(Ok(answer)) => answer,
+            Ok(Err(e)) => return fail(&link, &poller, e),
+            Err(_) => return fail(&link, &poller, "the poll request timed out".into()),
         };
-        q.push(format!("timeout_ms={wait}"));
-        let path = format!("{}?{}", open.endpoint.path("/poll"), q.join("&"));
-        let result = tokio::time::timeout(request_timeout, async {
-            let req = open.get(&path).map_err(super::ClientError::Io)?;
-            let res = http::send(&open.endpoint, req).await?;
-            let status = res.status();
-            let body = http::body_bytes(res, MAX_FRAME).await?;
-            Ok::<_, super::ClientError>((status, body))
-        })
-        .await;
-        let (status, body) = match result {
-            Ok(Ok(r)) => r,
-            Ok(Err(e)) => return fail(&open, opened, e.to_string()),
-            Err(_) => return fail(&open, opened, "the poll request timed out".into()),
+        let first = !poller.answered();
+        let (status, body) = answer;
+        let frames = match poller.handle_answer(status, &body) {
+            Ok(answer) => answer,
+            Err(e) => return fail(&link, &poller, e),
         };
-        if status != hyper::StatusCode::OK {
-            return fail(
-                &open,
-                opened,
-                format!("HTTP {status}: {}", String::from_utf8_lossy(&body)),
-            );
+        if first {
+            link.report(TransportEvent::Opened);
         }
-        #[derive(serde::Deserialize)]
-        struct Answer<'a> {
-            cursor: String,
-            #[serde(borrow)]
-            frames: Vec<&'a RawValue>,
+        link.activity();
+        for f in frames.frames() {
+            link.frame(body.slice_ref(f));
         }
-        let answer: Answer<'_> = match serde_json::from_slice(&body) {
-            Ok(a) => a,
-            Err(e) => return fail(&open, opened, format!("bad poll answer: {e}")),
-        };
-        if !opened {
-            opened = true;
-            open.report(TransportEvent::Opened);
-        }
-        let _ = open.io.send(Io::Activity(open.conn));
-        for f in answer.frames {
-            let _ = open.io.send(Io::Frame(
-                open.conn,
-                Bytes::copy_from_slice(f.get().as_bytes()),
-            ));
-        }
-        cursor = answer.cursor;
-        if open.io.is_closed() {
+        if link.io.is_closed() {
             return;
         }
     }
 }
 
-fn fail(open: &Open, opened: bool, why: String) {
-    open.report(if opened {
+fn fail(link: &Link, poller: &Poller, why: String) {
+    link.report(if poller.answered() {
         TransportEvent::Closed(why)
     } else {
         TransportEvent::Failed(why)
     });
 }
 
-/// What an SSE stream carries, for the engine.
-#[derive(Debug, PartialEq, Eq)]
-pub enum SseItem {
-    /// An event's data (a frame).
-    Data(Bytes),
-    /// A comment line (the gateway's heartbeat).
-    Comment,
-}
-
-/// Incremental `text/event-stream` parser (only what livegate sends needs
-/// to be understood, but any valid stream is parsed correctly).
-#[derive(Default)]
-pub struct SseParser {
-    buf: BytesMut,
-    data: Vec<u8>,
-    has_data: bool,
-}
-
-impl SseParser {
-    /// Bytes held for an incomplete line or event.
-    pub fn pending(&self) -> usize {
-        self.buf.len() + self.data.len()
-    }
-
-    /// Feeds bytes; returns the complete items.
-    pub fn push(&mut self, chunk: &[u8]) -> Vec<SseItem> {
-        self.buf.extend_from_slice(chunk);
-        let mut out = Vec::new();
-        while let Some(end) = self.buf.iter().position(|b| *b == b'\n' || *b == b'\r') {
-            // A CR that ends the buffer may be the first half of CRLF: wait.
-            if self.buf[end] == b'\r' && end + 1 == self.buf.len() {
-                break;
-            }
-            let line = self.buf.split_to(end);
-            let skip = if self.buf.starts_with(b"\r\n") { 2 } else { 1 };
-            let _ = self.buf.split_to(skip);
-            self.line(&line, &mut out);
+/// `GET /wt/cert-hash`: the answer goes to the engine, which decides.
+pub async fn discover(link: Link, request: Request) {
+    match link.fetch(&request, 64 * 1024).await {
+        Ok((status, body)) => {
+            let _ = link.io.send(Io::Discovered(link.conn, status, body));
         }
-        out
-    }
-
-    fn line(&mut self, line: &[u8], out: &mut Vec<SseItem>) {
-        if line.is_empty() {
-            if self.has_data {
-                out.push(SseItem::Data(Bytes::from(std::mem::take(&mut self.data))));
-                self.has_data = false;
-            }
-            return;
-        }
-        if line[0] == b':' {
-            out.push(SseItem::Comment);
-            return;
-        }
-        let (field, value) = match line.iter().position(|b| *b == b':') {
-            Some(i) => {
-                let v = &line[i + 1..];
-                (&line[..i], v.strip_prefix(b" ").unwrap_or(v))
-            }
-            None => (line, &b""[..]),
-        };
-        if field == b"data" {
-            if self.has_data {
-                self.data.push(b'\n');
-            }
-            self.data.extend_from_slice(value);
-            self.has_data = true;
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn sse_parser_handles_split_chunks_and_line_endings() {
-        let mut p = SseParser::default();
-        let mut items =
-            p.push(b"retry: 1000\n\n: ping\n\nid: a\nevent: publication\ndata: {\"a\":");
-        items.extend(p.push(b"1}\r\n\r"));
-        items.extend(p.push(b"\ndata: x\ndata: y\n\n"));
-        assert_eq!(
-            items,
-            vec![
-                SseItem::Comment,
-                SseItem::Data(Bytes::from_static(b"{\"a\":1}")),
-                SseItem::Data(Bytes::from_static(b"x\ny")),
-            ]
-        );
-        assert_eq!(p.pending(), 0);
+        Err(e) => link.failed(e),
     }
 }
 
@@ -391,66 +255,33 @@ pub struct WtOptions {
     pub cert_hash: Option<String>,
 }
 
-#[derive(serde::Deserialize)]
-struct WtInfo {
-    url: String,
-    hash: String,
-}
-
-fn parse_hash(hex: &str) -> Option<[u8; 32]> {
-    let hex = hex.trim();
-    if hex.len() != 64 {
-        return None;
-    }
-    let mut out = [0u8; 32];
-    for (i, b) in out.iter_mut().enumerate() {
-        *b = u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok()?;
-    }
-    Some(out)
-}
-
-/// Asks the gateway where WebTransport listens and which certificate it uses.
-async fn discover(open: &Open) -> Result<WtInfo, String> {
-    let req = open.get(&open.endpoint.path("/wt/cert-hash"))?;
-    let res = http::send(&open.endpoint, req)
-        .await
-        .map_err(|e| e.to_string())?;
-    let status = res.status();
-    let body = http::body_bytes(res, 64 * 1024)
-        .await
-        .map_err(|e| e.to_string())?;
-    if status != hyper::StatusCode::OK {
-        return Err(format!(
-            "WebTransport is not available (GET /wt/cert-hash answered {status})"
-        ));
-    }
-    serde_json::from_slice(&body).map_err(|e| format!("bad /wt/cert-hash answer: {e}"))
-}
-
 /// WebTransport: a control stream both ways, a stream per topic and
 /// datagrams from the gateway (`docs/protocol.md` §4.5).
 pub async fn webtransport(
-    open: Open,
-    encoding: Encoding,
+    link: Link,
+    request: Request,
+    announced: [u8; 32],
     mut outgoing: mpsc::UnboundedReceiver<Vec<u8>>,
     options: WtOptions,
 ) {
+    use livegate_core::client::parse_cert_hash;
     use livegate_core::framing::{self, FrameReader, Item};
     use wtransport::tls::Sha256Digest;
 
-    let info = match discover(&open).await {
-        Ok(i) => i,
-        Err(e) => return open.report(TransportEvent::Failed(e)),
-    };
     let builder = wtransport::ClientConfig::builder().with_bind_default();
     let config = if options.insecure {
         builder.with_no_cert_validation().build()
     } else {
-        let wanted = options.cert_hash.as_deref().unwrap_or(&info.hash);
-        let Some(hash) = parse_hash(wanted) else {
-            return open.report(TransportEvent::Failed(format!(
-                "bad certificate hash {wanted:?}: expected 64 hex characters"
-            )));
+        let hash = match &options.cert_hash {
+            Some(wanted) => match parse_cert_hash(wanted) {
+                Some(h) => h,
+                None => {
+                    return link.failed(format!(
+                        "bad certificate hash {wanted:?}: expected 64 hex characters"
+                    ))
+                }
+            },
+            None => announced,
         };
         builder
             .with_server_certificate_hashes([Sha256Digest::new(hash)])
@@ -458,30 +289,20 @@ pub async fn webtransport(
     };
     let endpoint = match wtransport::Endpoint::client(config) {
         Ok(e) => e,
-        Err(e) => return open.report(TransportEvent::Failed(e.to_string())),
+        Err(e) => return link.failed(e.to_string()),
     };
-    let url = format!(
-        "{}?encoding={}",
-        info.url,
-        match encoding {
-            Encoding::Json => "json",
-            Encoding::Msgpack => "msgpack",
-        }
-    );
-    let conn = match endpoint.connect(url).await {
+    let conn = match endpoint.connect(request.path_and_query()).await {
         Ok(c) => c,
-        Err(e) => return open.report(TransportEvent::Failed(e.to_string())),
+        Err(e) => return link.failed(e.to_string()),
     };
     let opened = async { conn.open_bi().await.ok()?.await.ok() };
     let Some((mut send, mut recv)) = opened.await else {
-        return open.report(TransportEvent::Failed(
-            "could not open the control stream".into(),
-        ));
+        return link.failed("could not open the control stream");
     };
-    open.report(TransportEvent::Opened);
+    link.report(TransportEvent::Opened);
     let mut readers = tokio::task::JoinSet::new();
     {
-        let (conn, io, id) = (conn.clone(), open.io.clone(), open.conn);
+        let (conn, io, id) = (conn.clone(), link.io.clone(), link.conn);
         readers.spawn(async move {
             while let Ok(mut stream) = conn.accept_uni().await {
                 let io = io.clone();
@@ -503,7 +324,7 @@ pub async fn webtransport(
         });
     }
     {
-        let (conn, io, id) = (conn.clone(), open.io.clone(), open.conn);
+        let (conn, io, id) = (conn.clone(), link.io.clone(), link.conn);
         readers.spawn(async move {
             while let Ok(d) = conn.receive_datagram().await {
                 let _ = io.send(Io::Frame(id, d.payload()));
@@ -518,10 +339,10 @@ pub async fn webtransport(
                 Ok(Some(n)) => match reader.push(&buf[..n]) {
                     Ok(items) => {
                         for item in items {
-                            let _ = open.io.send(match item {
-                                Item::Frame(f) => Io::Frame(open.conn, Bytes::from(f)),
-                                Item::Heartbeat => Io::Activity(open.conn),
-                            });
+                            match item {
+                                Item::Frame(f) => link.frame(Bytes::from(f)),
+                                Item::Heartbeat => link.activity(),
+                            }
                         }
                     }
                     Err(e) => break e.to_string(),
@@ -544,5 +365,5 @@ pub async fn webtransport(
         }
     };
     readers.abort_all();
-    open.report(TransportEvent::Closed(reason));
+    link.report(TransportEvent::Closed(reason));
 }

@@ -182,6 +182,18 @@ impl ErrorCode {
     }
 }
 
+impl PartialEq<str> for ErrorCode {
+    fn eq(&self, other: &str) -> bool {
+        self.as_str() == other
+    }
+}
+
+impl PartialEq<&str> for ErrorCode {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
 impl serde::Serialize for ErrorCode {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(self.as_str())
@@ -256,6 +268,8 @@ mod tests {
         wire.dedup();
         assert_eq!(wire.len(), ErrorCode::ALL.len(), "wire forms are unique");
         assert_eq!(ErrorCode::from_wire("from_the_future"), ErrorCode::Unknown);
+        assert_eq!(ErrorCode::SlowConsumer, "slow_consumer");
+        assert_ne!(ErrorCode::SlowConsumer, "shutdown");
         let json = serde_json::to_string(&ErrorCode::SlowConsumer).unwrap();
         assert_eq!(json, "\"slow_consumer\"");
         assert_eq!(
