@@ -68,7 +68,7 @@ pub fn timeout_arg(seconds: Option<f64>) -> PyResult<Option<Duration>> {
         Some(s) if s.is_finite() && s >= 0.0 => Ok(Some(Duration::from_secs_f64(s))),
         Some(s) => Err(crate::errors::error(
             crate::errors::Kind::Argument,
-            "invalid",
+            livegate_core::ErrorCode::Invalid,
             format!("timeout must be a number of seconds >= 0 or None, not {s}"),
         )),
     }

@@ -31,7 +31,7 @@ pub fn parse_encoding(name: &str) -> PyResult<Encoding> {
         "json" => Ok(Encoding::Json),
         other => Err(error(
             Kind::Argument,
-            "invalid",
+            ErrorCode::Invalid,
             format!("encoding must be \"msgpack\" or \"json\", not {other:?}"),
         )),
     }
@@ -68,7 +68,7 @@ impl RawClient {
                 let kind = TransportKind::parse(long).ok_or_else(|| {
                     error(
                         Kind::Argument,
-                        "invalid",
+                        ErrorCode::Invalid,
                         format!(
                             "unknown transport {name:?}: use \"webtransport\" (or \"wt\"), \
                              \"websocket\" (\"ws\"), \"sse\" or \"longpoll\" (\"poll\")"
@@ -80,7 +80,7 @@ impl RawClient {
             if kinds.is_empty() {
                 return Err(error(
                     Kind::Argument,
-                    "invalid",
+                    ErrorCode::Invalid,
                     "transports is empty: name at least one, or pass None for all",
                 ));
             }
@@ -96,7 +96,7 @@ impl RawClient {
             if !(min.is_finite() && max.is_finite() && min > 0.0 && max >= min) {
                 return Err(error(
                     Kind::Argument,
-                    "invalid",
+                    ErrorCode::Invalid,
                     format!(
                         "backoff must be (min_seconds, max_seconds) with 0 < min <= max, not ({min}, {max})"
                     ),
@@ -106,7 +106,7 @@ impl RawClient {
         }
         for t in &topics {
             livegate_core::topic::validate_topic(t)
-                .map_err(|e| error(Kind::Argument, "invalid", e.to_string()))?;
+                .map_err(|e| error(Kind::Argument, ErrorCode::Invalid, e.to_string()))?;
         }
         builder = builder
             .topics(topics)
@@ -183,7 +183,11 @@ impl RawClient {
     /// Keeps the last `size` publications of `topic`, fed in the background.
     fn window(&self, topic: &str, size: usize) -> PyResult<Window> {
         if size == 0 {
-            return Err(error(Kind::Argument, "invalid", "size must be at least 1"));
+            return Err(error(
+                Kind::Argument,
+                ErrorCode::Invalid,
+                "size must be at least 1",
+            ));
         }
         let sub = self.client.subscribe_now(topic).map_err(from_client)?;
         Ok(Window::start(sub, size))
@@ -226,7 +230,7 @@ impl RawClient {
             Some(result) => result.map(Ack::from).map_err(from_client),
             None => Err(error(
                 Kind::Timeout,
-                "timeout",
+                ErrorCode::Timeout,
                 "no ack within the timeout (the publish stays queued and may still land)",
             )),
         }
@@ -263,7 +267,7 @@ fn apply_setting(builder: ClientBuilder, name: &str, value: f64) -> PyResult<Cli
     let bad = |why: &str| {
         error(
             Kind::Argument,
-            "invalid",
+            ErrorCode::Invalid,
             format!("{name} {why}, not {value}"),
         )
     };
@@ -302,10 +306,10 @@ impl RawClient {
     ) -> PyResult<impl std::future::Future<Output = Result<livegate_client::Ack, ClientError>>>
     {
         livegate_core::topic::validate_topic(topic)
-            .map_err(|e| error(Kind::Argument, "invalid", e.to_string()))?;
+            .map_err(|e| error(Kind::Argument, ErrorCode::Invalid, e.to_string()))?;
         if let Some(e) = &event {
             livegate_core::topic::validate_event(e)
-                .map_err(|e| error(Kind::Argument, "invalid", e.to_string()))?;
+                .map_err(|e| error(Kind::Argument, ErrorCode::Invalid, e.to_string()))?;
         }
         if self.client.state() == State::Closed {
             return Err(from_client(ClientError::Closed));
@@ -337,12 +341,12 @@ impl RawClient {
                 Some(State::Connected) => Ok(()),
                 Some(_) => Err(error(
                     Kind::Closed,
-                    "closed",
+                    ErrorCode::Closed,
                     format!("the client closed before it connected{why}"),
                 )),
                 None => Err(error(
                     Kind::Connection,
-                    "connect_timeout",
+                    ErrorCode::ConnectTimeout,
                     format!(
                         "could not connect to {url} within {:.1} s{why} (the client keeps retrying in the background)",
                         timeout.unwrap_or_default().as_secs_f64()
@@ -399,7 +403,7 @@ impl RawSubscription {
                     } else {
                         Kind::Protocol
                     };
-                    return Err(error(kind, code.as_str(), message));
+                    return Err(error(kind, code, message));
                 }
                 other => {
                     if self.with_status {

@@ -2,6 +2,7 @@
 //! package against the shared vectors (`tests/vectors/frames.json`).
 
 use livegate_core::protocol::ServerFrame;
+use livegate_core::ErrorCode;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList};
 
@@ -24,19 +25,19 @@ pub fn transcode_frame<'py>(
         "client" => {
             let frame = source
                 .decode_client(data)
-                .map_err(|e| error(Kind::Protocol, e.error.code().as_str(), e.error.to_string()))?;
+                .map_err(|e| error(Kind::Protocol, e.error.code(), e.error.to_string()))?;
             target.encode_client(&frame)
         }
         "server" => {
             let frame = source
                 .decode_server(data)
-                .map_err(|e| error(Kind::Protocol, "bad_frame", e.to_string()))?;
+                .map_err(|e| error(Kind::Protocol, ErrorCode::BadFrame, e.to_string()))?;
             target.encode_server(&frame)
         }
         other => {
             return Err(error(
                 Kind::Argument,
-                "invalid",
+                ErrorCode::Invalid,
                 format!("direction must be \"client\" or \"server\", not {other:?}"),
             ))
         }
@@ -54,7 +55,7 @@ pub fn decode_publications<'py>(
 ) -> PyResult<Bound<'py, PyList>> {
     let frame = parse_encoding(encoding)?
         .decode_server(data)
-        .map_err(|e| error(Kind::Protocol, "bad_frame", e.to_string()))?;
+        .map_err(|e| error(Kind::Protocol, ErrorCode::BadFrame, e.to_string()))?;
     let out = PyList::empty(py);
     match frame {
         ServerFrame::Publication(p) => out.append(Publication::new(py, &p)?)?,

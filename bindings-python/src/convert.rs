@@ -6,7 +6,7 @@ use std::cell::RefCell;
 use std::fmt;
 
 use livegate_core::payload::PayloadKind;
-use livegate_core::{Encoding, Payload};
+use livegate_core::{Encoding, ErrorCode, Payload};
 use pyo3::prelude::*;
 use pyo3::types::{
     PyBool, PyByteArray, PyBytes, PyDict, PyFloat, PyInt, PyList, PyMemoryView, PyString, PyTuple,
@@ -57,7 +57,7 @@ pub fn to_payload(value: &Bound<'_, PyAny>, encoding: Encoding) -> PyResult<Payl
             let at = ctx.failure_path();
             return Err(error(
                 Kind::Payload,
-                "bad_payload",
+                ErrorCode::BadPayload,
                 format!("cannot encode the data{at}: {serde_error}"),
             ));
         }
@@ -66,7 +66,7 @@ pub fn to_payload(value: &Bound<'_, PyAny>, encoding: Encoding) -> PyResult<Payl
         Encoding::Json => Payload::from_json(bytes),
         Encoding::Msgpack => Payload::from_msgpack(bytes),
     };
-    payload.map_err(|e| error(Kind::Payload, "bad_payload", e.to_string()))
+    payload.map_err(|e| error(Kind::Payload, ErrorCode::BadPayload, e.to_string()))
 }
 
 /// The bytes of a `bytes`, `bytearray` or `memoryview`, if it is one.
@@ -101,7 +101,7 @@ pub fn from_payload<'py>(py: Python<'py>, payload: &Payload) -> PyResult<Bound<'
     decoded.map_err(|e| {
         error(
             Kind::Protocol,
-            "bad_payload",
+            ErrorCode::BadPayload,
             format!("undecodable payload: {e}"),
         )
     })

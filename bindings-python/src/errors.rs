@@ -4,6 +4,7 @@
 //! ones a caller already catches (`ConnectionError`, `ValueError`, ...).
 
 use livegate_client::ClientError;
+use livegate_core::ErrorCode;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::PyType;
@@ -51,13 +52,13 @@ impl Kind {
 }
 
 /// A `livegate.errors` exception with `message` and a machine-readable `code`.
-pub fn error(kind: Kind, code: &str, message: impl Into<String>) -> PyErr {
+pub fn error(kind: Kind, code: ErrorCode, message: impl Into<String>) -> PyErr {
     let message = message.into();
     Python::attach(|py| {
         match kind
             .cell()
             .import(py, "livegate.errors", kind.class_name())
-            .and_then(|ty| ty.call1((message.clone(), code)))
+            .and_then(|ty| ty.call1((message.clone(), code.as_str())))
         {
             Ok(instance) => PyErr::from_value(instance),
             // Only if the package's Python half is missing or broken.
@@ -70,19 +71,15 @@ pub fn error(kind: Kind, code: &str, message: impl Into<String>) -> PyErr {
 pub fn from_client(e: ClientError) -> PyErr {
     let code = e.code();
     match e {
-        ClientError::BadUrl(why) => error(
-            Kind::Argument,
-            code.as_str(),
-            format!("bad gateway URL {why}"),
-        ),
-        ClientError::Io(why) => error(Kind::Connection, code.as_str(), why),
+        ClientError::BadUrl(why) => error(Kind::Argument, code, format!("bad gateway URL {why}")),
+        ClientError::Io(why) => error(Kind::Connection, code, why),
         ClientError::Closed => error(
             Kind::Closed,
-            code.as_str(),
+            code,
             "the client is closed; create a new one to connect again",
         ),
-        ClientError::Refused { message, .. } => error(Kind::Protocol, code.as_str(), message),
-        ClientError::Invalid(why) => error(Kind::Argument, code.as_str(), why),
-        other => error(Kind::Protocol, code.as_str(), other.to_string()),
+        ClientError::Refused { message, .. } => error(Kind::Protocol, code, message),
+        ClientError::Invalid(why) => error(Kind::Argument, code, why),
+        other => error(Kind::Protocol, code, other.to_string()),
     }
 }

@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use livegate_client::Publisher;
-use livegate_core::Encoding;
+use livegate_core::{Encoding, ErrorCode};
 use pyo3::prelude::*;
 
 use crate::blocking::{timeout_arg, wait};
@@ -28,7 +28,7 @@ impl RawPublisher {
         if timeout.is_zero() {
             return Err(error(
                 Kind::Argument,
-                "invalid",
+                ErrorCode::Invalid,
                 "timeout must be more than 0 seconds",
             ));
         }
@@ -76,7 +76,7 @@ impl RawPublisher {
             Some(result) => result.map(Ack::from).map_err(from_client),
             None => Err(error(
                 Kind::Closed,
-                "closed",
+                ErrorCode::Closed,
                 "the runtime is shutting down",
             )),
         }
