@@ -51,9 +51,10 @@ impl CertHashInfo {
     }
 }
 
-/// Reads a SHA-256 written as 64 hex characters (a pinned certificate).
+/// Reads a SHA-256 written as 64 hex characters (a pinned certificate);
+/// `:` separators are allowed, as `openssl x509 -fingerprint` prints them.
 pub fn parse_cert_hash(hex: &str) -> Option<[u8; 32]> {
-    let hex = hex.trim();
+    let hex: String = hex.trim().chars().filter(|c| *c != ':').collect();
     if hex.len() != 64 || !hex.is_ascii() {
         return None;
     }
@@ -102,5 +103,7 @@ mod tests {
             parse_cert_hash(&format!(" {} ", "A".repeat(64))),
             Some([0xaa; 32])
         );
+        let colons = ["0a"; 32].join(":");
+        assert_eq!(parse_cert_hash(&colons), Some([0x0a; 32]));
     }
 }

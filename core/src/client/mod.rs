@@ -1,13 +1,22 @@
-//! The sans-IO client engine every livegate client drives.
+//! The sans-IO client every livegate client drives.
 //!
 //! [`Client`] takes commands (`connect`, `subscribe`, `publish`, `close`),
 //! what the driver saw (`handle_transport`, `handle_frame`,
-//! `handle_activity`, `handle_http_publish`) and time (`handle_timeout`), and
-//! answers with [`Action`]s for the driver (`poll_action`), [`Event`]s for the
-//! app (`poll_event`) and the next deadline (`poll_timeout`). It never reads a
-//! clock or touches a socket: `now` is milliseconds on any monotonic clock the
-//! driver chooses. After every input, drain `poll_action` and `poll_event`,
-//! then sleep until `poll_timeout`. `docs/client.md` describes the rules.
+//! `handle_activity`, `handle_discovery`, `handle_http_publish`) and time
+//! (`handle_timeout`), and answers with [`Action`]s for the driver
+//! (`poll_action`), [`Event`]s for the app (`poll_event`) and the next
+//! deadline (`poll_timeout`). It never reads a clock or touches a socket:
+//! `now` is milliseconds on any monotonic clock the driver chooses. After
+//! every input, drain `poll_action` and `poll_event`, then sleep until
+//! `poll_timeout`.
+//!
+//! Around the engine, what every driver would otherwise write again: the
+//! exact request of each transport ([`Request`], [`Open`], carried by
+//! [`Action::Connect`]), WebTransport discovery ([`Action::Discover`],
+//! [`CertHashInfo`]), the SSE and long-poll parsers ([`SseParser`],
+//! [`Poller`]), which HTTP publish outcomes are retried
+//! ([`classify_response`]) and the [`Router`] from events to subscription
+//! handles and ack waiters. `docs/client.md` describes the rules.
 
 mod backoff;
 mod discovery;
