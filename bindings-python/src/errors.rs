@@ -80,6 +80,7 @@ pub fn from_client(e: ClientError) -> PyErr {
         ),
         ClientError::Refused { message, .. } => error(Kind::Protocol, code, message),
         ClientError::Invalid(why) => error(Kind::Argument, code, why),
+        ClientError::Tls(why) => error(Kind::Argument, code, format!("TLS: {why}")),
         other => error(Kind::Protocol, code, other.to_string()),
     }
 }

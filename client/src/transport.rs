@@ -57,15 +57,11 @@ impl Link {
 
     /// Sends a request and reads the whole (bounded) answer.
     async fn fetch(&self, request: &Request, limit: usize) -> Result<(u16, Bytes), String> {
-        let req = http::request(&self.endpoint, request)?;
-        let res = http::send(&self.endpoint, req)
+        let req = http::build(&self.endpoint, request)?;
+        let (status, body) = http::request(&self.endpoint, req, limit)
             .await
             .map_err(|e| e.to_string())?;
-        let status = res.status().as_u16();
-        let body = http::body_bytes(res, limit)
-            .await
-            .map_err(|e| e.to_string())?;
-        Ok((status, body))
+        Ok((status.as_u16(), body))
     }
 }
 
@@ -102,7 +98,12 @@ pub async fn websocket(
         .read_buffer_size(4096)
         .max_message_size(Some(MAX_FRAME))
         .max_frame_size(Some(MAX_FRAME));
-    let mut ws = match tokio_tungstenite::connect_async_with_config(req, Some(config), true).await {
+    let stream = match link.endpoint.connect().await {
+        Ok(s) => s,
+        Err(e) => return link.failed(e.to_string()),
+    };
+    let mut ws = match tokio_tungstenite::client_async_with_config(req, stream, Some(config)).await
+    {
         Ok((ws, _)) => ws,
         Err(e) => return link.failed(e.to_string()),
     };
@@ -157,7 +158,7 @@ pub async fn check(link: Link, request: Request) {
 
 /// Server-Sent Events: frames from the gateway only.
 pub async fn sse(link: Link, request: Request) {
-    let res = match http::request(&link.endpoint, &request) {
+    let res = match http::build(&link.endpoint, &request) {
         Ok(req) => http::send(&link.endpoint, req).await,
         Err(e) => return link.failed(e),
     };

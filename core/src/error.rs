@@ -115,6 +115,9 @@ error_codes! {
     HttpError = "http_error",
     /// A gateway URL that cannot be used.
     BadUrl = "bad_url",
+    /// TLS settings that cannot be used (a CA file that does not load, a
+    /// pinned hash that is not one).
+    Tls = "tls",
     /// A request the client refused before sending (bad name, full queue).
     Invalid = "invalid",
     /// A payload that cannot be encoded (bindings converting app values).
