@@ -20,6 +20,8 @@
 
 mod backoff;
 mod discovery;
+mod inbound;
+mod outbox;
 mod poll;
 mod publish;
 mod request;
@@ -31,6 +33,8 @@ mod types;
 mod tests;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
+
+use outbox::PendingPublish;
 
 pub use backoff::{Backoff, Rng};
 pub use discovery::{parse_cert_hash, CertHashInfo};
@@ -99,15 +103,6 @@ impl Conn {
 struct Sub {
     /// Last publication handled (or where the stream started).
     position: Option<Position>,
-}
-
-#[derive(Debug, Clone)]
-struct PendingPublish {
-    seq: u64,
-    msg_id: String,
-    topic: String,
-    event: Option<String>,
-    data: Payload,
 }
 
 /// The client engine. See the module docs for how to drive it.
@@ -279,45 +274,6 @@ impl Client {
         }
     }
 
-    /// Publishes; while disconnected the publish waits in the offline queue.
-    /// Returns its msg_id: the [`Event::Published`] or
-    /// [`Event::PublishFailed`] about it carries the same id, and the
-    /// gateway publishes it once however often it is retried.
-    pub fn publish(
-        &mut self,
-        _now: u64,
-        topic: &str,
-        event: Option<String>,
-        data: Payload,
-    ) -> Result<String, CommandError> {
-        if self.state == State::Closed {
-            return Err(CommandError::Closed);
-        }
-        validate_topic(topic).map_err(|e| CommandError::BadName(e.to_string()))?;
-        if let Some(Err(e)) = event.as_deref().map(validate_event) {
-            return Err(CommandError::BadName(e.to_string()));
-        }
-        if self.pending_publishes() >= self.config.offline_queue {
-            return Err(CommandError::QueueFull(self.pending_publishes()));
-        }
-        let seq = self.next_seq;
-        self.next_seq += 1;
-        let p = PendingPublish {
-            seq,
-            msg_id: format!("{}-{seq}", self.instance),
-            topic: topic.to_owned(),
-            event,
-            data,
-        };
-        let msg_id = p.msg_id.clone();
-        if self.live().is_some() {
-            self.send_publish(p);
-        } else {
-            self.outbox.push_back(p);
-        }
-        Ok(msg_id)
-    }
-
     // ---- inputs ----
 
     /// What happened to connection `conn` (stale connections are ignored).
@@ -405,45 +361,6 @@ impl Client {
                 self.transport_failed(now, Reason::TransportFailed { transport, error });
             }
         }
-    }
-
-    /// The outcome of an [`Action::HttpPublish`].
-    pub fn handle_http_publish(
-        &mut self,
-        now: u64,
-        msg_id: &str,
-        result: Result<Position, HttpPublishError>,
-    ) {
-        let Some(p) = self.inflight_http.remove(msg_id) else {
-            return;
-        };
-        match result {
-            Ok(position) => {
-                self.publish_failures = 0;
-                self.events.push_back(Event::Published {
-                    msg_id: p.msg_id,
-                    topic: p.topic,
-                    position,
-                });
-            }
-            Err(e) if e.retry && self.state != State::Closed => {
-                // The gateway may be down: try again after a backoff delay,
-                // not at once.
-                self.requeue(vec![p]);
-                let delay = self
-                    .config
-                    .backoff
-                    .delay(self.publish_failures, &mut self.rng);
-                self.publish_failures = self.publish_failures.saturating_add(1);
-                self.timers[Timer::PublishRetry as usize] = Some(now + delay);
-            }
-            Err(e) => self.events.push_back(Event::PublishFailed {
-                msg_id: p.msg_id,
-                code: e.code,
-                message: e.message,
-            }),
-        }
-        self.flush_outbox();
     }
 
     /// Runs the timers due at `now`.
@@ -624,15 +541,6 @@ impl Client {
         self.requeue(back);
     }
 
-    /// Puts publishes back at the front of the queue, keeping msg_id order.
-    fn requeue(&mut self, mut back: Vec<PendingPublish>) {
-        back.sort_by_key(|p| p.seq);
-        for p in back.into_iter().rev() {
-            self.outbox.push_front(p);
-        }
-        self.outbox.make_contiguous().sort_by_key(|p| p.seq);
-    }
-
     fn transport_failed(&mut self, now: u64, reason: Reason) {
         let transport = match &reason {
             Reason::TransportFailed { transport, .. } | Reason::ConnectTimeout(transport) => {
@@ -776,193 +684,6 @@ impl Client {
             since,
         };
         self.send(conn, &frame);
-    }
-
-    fn flush_outbox(&mut self) {
-        if self.timers[Timer::PublishRetry as usize].is_some() {
-            return;
-        }
-        match self.live() {
-            // An HTTP publish still in flight (from a one-way transport just
-            // left) goes first: the rest waits for its answer.
-            Some((_, true)) if !self.inflight_http.is_empty() => {}
-            Some((_, true)) => {
-                while let Some(p) = self.outbox.pop_front() {
-                    self.send_publish(p);
-                }
-            }
-            // One HTTP publish at a time: separate requests could overtake
-            // each other, and publishes keep the order they were made in.
-            Some((_, false)) if self.inflight_http.is_empty() => {
-                if let Some(p) = self.outbox.pop_front() {
-                    self.send_publish(p);
-                }
-            }
-            _ => {}
-        }
-    }
-
-    fn send_publish(&mut self, p: PendingPublish) {
-        match self.live() {
-            Some((_, true)) if !self.inflight_http.is_empty() => self.outbox.push_back(p),
-            Some((conn, true)) => {
-                let id = self.next_req;
-                self.next_req += 1;
-                let frame = ClientFrame::Publish {
-                    id: Some(id),
-                    topic: p.topic.clone(),
-                    event: p.event.clone(),
-                    data: p.data.clone(),
-                    msg_id: Some(p.msg_id.clone()),
-                };
-                self.send(conn, &frame);
-                self.inflight.insert(id, p);
-            }
-            Some((_, false)) if !self.inflight_http.is_empty() => self.outbox.push_back(p),
-            Some((_, false)) => {
-                let request = publish_request(
-                    &p.topic,
-                    p.event.as_deref(),
-                    &p.msg_id,
-                    &p.data,
-                    self.config.api_key.as_deref(),
-                );
-                self.actions.push_back(Action::HttpPublish {
-                    msg_id: p.msg_id.clone(),
-                    topic: p.topic.clone(),
-                    event: p.event.clone(),
-                    data: p.data.clone(),
-                    request,
-                });
-                self.inflight_http.insert(p.msg_id.clone(), p);
-            }
-            None => self.outbox.push_back(p),
-        }
-    }
-
-    fn handle_server_frame(&mut self, now: u64, frame: ServerFrame) {
-        match frame {
-            ServerFrame::Connected { heartbeat_ms, .. }
-                if self.conn.as_ref().is_some_and(|c| !c.greeted) =>
-            {
-                self.greet(now, heartbeat_ms);
-            }
-            ServerFrame::Subscribed {
-                id,
-                topic,
-                epoch,
-                offset,
-                recovered,
-                publications,
-            } => {
-                let asked = id.and_then(|id| self.pending_subs.remove(&id));
-                let Some(sub) = self.subs.get_mut(&topic) else {
-                    if asked.is_none() {
-                        // Never asked for (an unsubscribe racing its answer is fine).
-                        self.protocol_error(
-                            now,
-                            format!("subscribed to {topic}, which was never requested"),
-                        );
-                    }
-                    return;
-                };
-                let position = Position { epoch, offset };
-                let resumed = sub.position.is_some();
-                if !recovered {
-                    sub.position = Some(position.clone());
-                }
-                let event = if resumed {
-                    Event::Recovered {
-                        topic: topic.clone(),
-                        recovered,
-                        position: sub.position.clone().unwrap_or(position),
-                    }
-                } else {
-                    Event::Subscribed {
-                        topic: topic.clone(),
-                        position: sub.position.clone().unwrap_or(position),
-                    }
-                };
-                self.events.push_back(event);
-                for p in publications {
-                    self.deliver(p);
-                }
-            }
-            ServerFrame::Publication(p) => self.deliver(p),
-            ServerFrame::Ack {
-                id,
-                topic,
-                epoch,
-                offset,
-            } => {
-                if let Some(p) = id.and_then(|id| self.inflight.remove(&id)) {
-                    self.events.push_back(Event::Published {
-                        msg_id: p.msg_id,
-                        topic,
-                        position: Position { epoch, offset },
-                    });
-                }
-            }
-            ServerFrame::Error { id, code, message } => {
-                let (code, message) = ErrorCode::from_wire_with_message(&code, message);
-                if let Some(p) = id.and_then(|id| self.inflight.remove(&id)) {
-                    self.events.push_back(Event::PublishFailed {
-                        msg_id: p.msg_id,
-                        code,
-                        message,
-                    });
-                } else if let Some(topic) = id.and_then(|id| self.pending_subs.remove(&id)) {
-                    self.subs.remove(&topic);
-                    self.events.push_back(Event::SubscribeFailed {
-                        topic,
-                        code,
-                        message,
-                    });
-                } else {
-                    self.events.push_back(Event::Error { code, message });
-                }
-            }
-            ServerFrame::Disconnect {
-                code,
-                reason,
-                reconnect,
-            } => {
-                let (code, reason) = ErrorCode::from_wire_with_message(&code, reason);
-                let why = Reason::ServerDisconnect {
-                    code,
-                    reason,
-                    reconnect,
-                };
-                if reconnect {
-                    self.connection_lost(now, why);
-                } else {
-                    self.shut(why);
-                }
-            }
-            // Pong, Unsubscribed, History: nothing to do for the engine.
-            _ => {}
-        }
-    }
-
-    /// Hands a publication to the app once, in order; tells the app when
-    /// continuity broke.
-    fn deliver(&mut self, p: Publication) {
-        let Some(sub) = self.subs.get_mut(&p.topic) else {
-            return;
-        };
-        match &sub.position {
-            Some(pos) if pos.epoch == p.epoch && p.offset <= pos.offset => return,
-            Some(pos) if pos.epoch != p.epoch || p.offset > pos.offset + 1 => {
-                self.events.push_back(Event::Recovered {
-                    topic: p.topic.clone(),
-                    recovered: false,
-                    position: p.position(),
-                });
-            }
-            _ => {}
-        }
-        sub.position = Some(p.position());
-        self.events.push_back(Event::Publication(p));
     }
 }
 
