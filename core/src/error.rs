@@ -30,6 +30,9 @@ pub enum ErrorCode {
     BadLimit,
     /// A frame this gateway understands but does not serve.
     Unsupported,
+    /// The broker could not be reached; the request had no effect and may be
+    /// retried.
+    Unavailable,
 }
 
 impl ErrorCode {
@@ -47,6 +50,7 @@ impl ErrorCode {
             Self::HistoryUnavailable => "history_unavailable",
             Self::BadLimit => "bad_limit",
             Self::Unsupported => "unsupported",
+            Self::Unavailable => "unavailable",
         }
     }
 }
