@@ -79,3 +79,82 @@ impl Topic {
         self.live.contains_key(&conn_id) || self.joining.contains_key(&conn_id)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use livegate_core::protocol::{Position, Publication};
+    use livegate_core::{Encoding, Payload};
+
+    use crate::close::CloseReason;
+    use crate::hub::{Hub, Joined, Outbound, Outbox, Receiver};
+    use crate::stats::Stats;
+    use crate::wire::{SharedPub, SharedPublication};
+
+    use super::*;
+
+    fn publication(offset: u64) -> SharedPub {
+        Arc::new(SharedPublication::new(Publication {
+            topic: "t".into(),
+            epoch: "e".into(),
+            offset,
+            event: None,
+            data: Payload::from_json("{\"x\":1}".to_owned()).unwrap(),
+            time_ms: 0,
+        }))
+    }
+
+    fn subscribe(hub: &Hub, c: &Arc<Outbox>, rx: &mut Receiver) {
+        hub.join(c, "t").unwrap();
+        let start = Joined {
+            id: None,
+            position: Position {
+                epoch: "e".into(),
+                offset: 0,
+            },
+            recovered: false,
+            replay: Vec::new(),
+        };
+        hub.complete_join(c, "t", start).unwrap();
+        assert!(matches!(rx.try_recv(), Some(Outbound::Subscribed(_))));
+    }
+
+    #[test]
+    fn fan_out_shares_one_publication_and_its_bytes() {
+        let hub = Hub::new(Arc::new(Stats::default()));
+        let (a, mut ra) = hub.connect(16);
+        let (b, mut rb) = hub.connect(16);
+        subscribe(&hub, &a, &mut ra);
+        subscribe(&hub, &b, &mut rb);
+        hub.deliver(publication(1));
+        let (Some(Outbound::Publication(pa)), Some(Outbound::Publication(pb))) =
+            (ra.try_recv(), rb.try_recv())
+        else {
+            panic!("both subscribers get the publication");
+        };
+        assert!(Arc::ptr_eq(&pa, &pb));
+        let (fa, fb) = (pa.frame(Encoding::Json), pb.frame(Encoding::Json));
+        assert_eq!(fa.as_ptr(), fb.as_ptr(), "encoded once, bytes shared");
+        assert_eq!(hub.stats.snapshot().messages_out, 2);
+    }
+
+    #[test]
+    fn slow_consumer_is_cut_and_others_keep_receiving() {
+        let hub = Hub::new(Arc::new(Stats::default()));
+        let (slow, mut slow_rx) = hub.connect(4);
+        let (fast, mut fast_rx) = hub.connect(1024);
+        subscribe(&hub, &slow, &mut slow_rx);
+        subscribe(&hub, &fast, &mut fast_rx);
+        for o in 1..=100 {
+            hub.deliver(publication(o));
+        }
+        assert_eq!(slow.close_reason(), Some(CloseReason::SlowConsumer));
+        assert_eq!(hub.stats.snapshot().slow_consumers_dropped, 1);
+        let mut got = Vec::new();
+        while let Some(Outbound::Publication(p)) = fast_rx.try_recv() {
+            got.push(p.publication.offset);
+        }
+        assert_eq!(got, (1..=100).collect::<Vec<_>>());
+        assert_eq!(fast.close_reason(), None);
+        assert!(!hub.unsubscribe(slow.id, "t"), "the slow one was dropped");
+    }
+}

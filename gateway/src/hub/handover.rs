@@ -118,3 +118,121 @@ impl Hub {
         self.unsubscribe(conn_id, topic);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::close::CloseReason;
+    use crate::hub::Receiver;
+    use crate::stats::Stats;
+    use crate::wire::SharedPublication;
+    use livegate_core::protocol::Publication;
+    use livegate_core::Payload;
+
+    fn publication(epoch: &str, offset: u64) -> SharedPub {
+        Arc::new(SharedPublication::new(Publication {
+            topic: "t".into(),
+            epoch: epoch.into(),
+            offset,
+            event: None,
+            data: Payload::from_json("1".to_owned()).unwrap(),
+            time_ms: 0,
+        }))
+    }
+
+    fn joined(offset: u64, replay: Vec<SharedPub>) -> Joined {
+        Joined {
+            id: Some(1),
+            position: Position {
+                epoch: "e".into(),
+                offset,
+            },
+            recovered: !replay.is_empty(),
+            replay,
+        }
+    }
+
+    /// Offsets queued: the replay inside `subscribed` (marked by a leading
+    /// 0), then live ones.
+    fn queued(rx: &mut Receiver) -> Vec<u64> {
+        let mut out = Vec::new();
+        while let Some(item) = rx.try_recv() {
+            match item {
+                Outbound::Subscribed(s) => {
+                    out.push(0);
+                    out.extend(s.replay.iter().map(|p| p.publication.offset));
+                }
+                Outbound::Publication(p) => out.push(p.publication.offset),
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn what_arrives_during_the_read_follows_the_replay_once() {
+        let hub = Hub::new(Arc::new(Stats::default()));
+        let (c, mut rx) = hub.connect(16);
+        hub.join(&c, "t").unwrap();
+        // Delivered while the replay is read: 5 and 6 are in the read too, 7
+        // and 8 are not.
+        for o in 5..=8 {
+            hub.deliver(publication("e", o));
+        }
+        assert_eq!(
+            queued(&mut rx),
+            Vec::<u64>::new(),
+            "nothing before subscribed"
+        );
+        let replay = (3..=6).map(|o| publication("e", o)).collect();
+        hub.complete_join(&c, "t", joined(6, replay)).unwrap();
+        hub.deliver(publication("e", 9));
+        assert_eq!(queued(&mut rx), vec![0, 3, 4, 5, 6, 7, 8, 9]);
+        assert_eq!(hub.stats.snapshot().messages_out, 7);
+        assert_eq!(hub.join(&c, "t"), Err(SubscribeError::AlreadySubscribed));
+    }
+
+    #[test]
+    fn a_new_epoch_in_the_buffer_is_delivered() {
+        let hub = Hub::new(Arc::new(Stats::default()));
+        let (c, mut rx) = hub.connect(16);
+        hub.join(&c, "t").unwrap();
+        hub.deliver(publication("e", 2));
+        hub.deliver(publication("f", 1));
+        hub.complete_join(&c, "t", joined(2, Vec::new())).unwrap();
+        assert_eq!(queued(&mut rx), vec![0, 1]);
+    }
+
+    #[test]
+    fn a_joining_subscriber_that_falls_behind_is_cut() {
+        let hub = Hub::new(Arc::new(Stats::default()));
+        let (c, _rx) = hub.connect(4);
+        hub.join(&c, "t").unwrap();
+        for o in 1..=5 {
+            hub.deliver(publication("e", o));
+        }
+        assert_eq!(c.close_reason(), Some(CloseReason::SlowConsumer));
+        assert_eq!(
+            hub.complete_join(&c, "t", joined(0, Vec::new())),
+            Err(SubscribeError::Closing)
+        );
+        assert_eq!(hub.stats.snapshot().slow_consumers_dropped, 1);
+    }
+
+    #[test]
+    fn leaving_while_joining_and_aborting_leave_nothing_behind() {
+        let hub = Hub::new(Arc::new(Stats::default()));
+        let (c, mut rx) = hub.connect(8);
+        hub.join(&c, "t").unwrap();
+        hub.disconnect(&c, ["t"]);
+        assert_eq!(
+            hub.complete_join(&c, "t", joined(0, Vec::new())),
+            Err(SubscribeError::Closing)
+        );
+        hub.join(&c, "t").unwrap();
+        hub.abort_join(c.id, "t");
+        hub.deliver(publication("e", 1));
+        assert_eq!(queued(&mut rx), Vec::<u64>::new());
+        hub.join(&c, "t").unwrap();
+    }
+}
