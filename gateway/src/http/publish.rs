@@ -14,9 +14,8 @@ use livegate_core::Payload;
 use serde::{Deserialize, Deserializer};
 use serde_json::value::RawValue;
 
-use crate::broker::Published;
 use crate::error::{ErrorKind, ServiceError};
-use crate::service::Identity;
+use crate::service::{Identity, Published};
 use crate::App;
 
 /// A request's body after the size limit and the key check.

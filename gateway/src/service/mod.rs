@@ -21,9 +21,11 @@ use livegate_core::topic::{is_reserved, Namespaces};
 use livegate_core::Payload;
 
 pub use auth::{ApiKey, Authenticator, Credentials, Identity, Operation, Origin, Role};
+/// What a publish and a history read come to.
+pub use crate::broker::{Page, Published};
 pub use connection::Connection;
 
-use crate::broker::{Broker, BrokerError, Page, PublishRequest, Published, ReadError};
+use crate::broker::{Broker, BrokerError, PublishRequest, ReadError};
 use crate::close::CloseReason;
 use crate::error::{ErrorKind, ServiceError};
 use crate::hub::{Hub, Joined, Outbox, Receiver, SubscribeError};
