@@ -57,8 +57,9 @@ pub enum Role {
 /// Who a connection or request is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Identity {
-    /// Who: `api-key`, `anonymous`, or (with JWT) the token's subject.
-    pub subject: Arc<str>,
+    /// Who (with JWT, the token's subject); `None` for anonymous callers,
+    /// so an anonymous connection allocates nothing for it.
+    pub subject: Option<Arc<str>>,
     /// What it may do before per-topic rules.
     pub role: Role,
 }
@@ -67,9 +68,14 @@ impl Identity {
     /// An identity with no name.
     pub fn anonymous(role: Role) -> Self {
         Self {
-            subject: Arc::from("anonymous"),
+            subject: None,
             role,
         }
+    }
+
+    /// Who, for logs: the subject or `anonymous`.
+    pub fn subject(&self) -> &str {
+        self.subject.as_deref().unwrap_or("anonymous")
     }
 }
 
@@ -132,7 +138,7 @@ impl Authenticator for ApiKey {
                     .any(|given| constant_time_eq(given.as_bytes(), key.as_bytes()));
                 if holds {
                     Identity {
-                        subject: Arc::from("api-key"),
+                        subject: Some(Arc::from("api-key")),
                         role: Role::Backend,
                     }
                 } else {
@@ -149,4 +155,30 @@ pub(crate) fn needs_key() -> ServiceError {
         ErrorKind::Unauthorized,
         "publishing needs the API key: send Authorization: Bearer <key> or X-Api-Key: <key>",
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn api(keys: Vec<&str>) -> Credentials<'_> {
+        Credentials {
+            origin: Origin::Api,
+            keys,
+        }
+    }
+
+    #[test]
+    fn api_key_roles() {
+        let open = ApiKey::new(None);
+        assert_eq!(open.authenticate(&api(vec![])).unwrap().role, Role::Backend);
+        let keyed = ApiKey::new(Some("k3y".into()));
+        let holder = keyed.authenticate(&api(vec!["nope", "k3y"])).unwrap();
+        assert_eq!((holder.role, holder.subject()), (Role::Backend, "api-key"));
+        for keys in [vec![], vec!["k3"], vec!["k3yy"]] {
+            assert_eq!(keyed.authenticate(&api(keys)).unwrap().role, Role::Guest);
+        }
+        let conn = keyed.authenticate(&Credentials::connection()).unwrap();
+        assert_eq!((conn.role, conn.subject()), (Role::Client, "anonymous"));
+    }
 }

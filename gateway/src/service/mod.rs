@@ -20,9 +20,9 @@ use livegate_core::protocol::{Position, ServerFrame};
 use livegate_core::topic::{is_reserved, Namespaces};
 use livegate_core::Payload;
 
-pub use auth::{ApiKey, Authenticator, Credentials, Identity, Operation, Origin, Role};
 /// What a publish and a history read come to.
 pub use crate::broker::{Page, Published};
+pub use auth::{ApiKey, Authenticator, Credentials, Identity, Operation, Origin, Role};
 pub use connection::Connection;
 
 use crate::broker::{Broker, BrokerError, PublishRequest, ReadError};
