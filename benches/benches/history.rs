@@ -1,5 +1,5 @@
 //! The per-topic history log (`livegate_core::history::History`), bounded at
-//! 1000 entries and holding `Arc`s as the hub's does: append at steady state
+//! 1000 entries and holding `Arc`s as the memory broker's log does: append at steady state
 //! (each append also drops the oldest entry), and the replay a subscribe with
 //! `since` makes (`History::since`, each entry's value cloned into a `Vec`)
 //! from a position 100 and 1000 publications back.

@@ -97,7 +97,8 @@ error_codes! {
     NotFound = "not_found",
     /// `/ws` without a WebSocket upgrade.
     UpgradeRequired = "upgrade_required",
-    /// The gateway could not store the publish right now (HTTP 503).
+    /// The broker could not be reached; the request had no effect and may be
+    /// retried (HTTP 503; an `error` frame on bidirectional transports).
     Unavailable = "unavailable",
 
     // ---- reported by clients themselves (`docs/client.md`) ----

@@ -1,5 +1,7 @@
 //! Why the gateway closes a connection, and how each transport says so.
 
+use livegate_core::protocol::ServerFrame;
+
 /// The reasons of `docs/protocol.md` §3 (disconnect codes), plus the peer
 /// going away, which needs no announcement.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -97,5 +99,14 @@ impl CloseReason {
     /// Whether the peer is told (a `disconnect` frame) before the close.
     pub fn announced(self) -> bool {
         self != Self::PeerGone
+    }
+
+    /// The `disconnect` frame announcing this close.
+    pub fn disconnect_frame(self) -> ServerFrame {
+        ServerFrame::Disconnect {
+            code: self.code().to_owned(),
+            reason: self.explain().to_owned(),
+            reconnect: self.reconnect(),
+        }
     }
 }

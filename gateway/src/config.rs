@@ -10,7 +10,7 @@ use std::time::Duration;
 use livegate_core::topic::{Namespace, NamespaceOptions, Namespaces};
 use serde::Deserialize;
 
-use crate::hub::DedupeWindow;
+use crate::broker::DedupeWindow;
 
 /// Largest `dedupe_window_size`: the window is kept per topic.
 const MAX_DEDUPE_WINDOW_SIZE: usize = 1_000_000;

@@ -1,24 +1,31 @@
-//! The livegate gateway: hub, broker, transports and HTTP API behind
-//! `livegate serve`. See `docs/architecture.md` for how the parts fit.
+//! The livegate gateway: transports and HTTP API over one service, which
+//! runs on a broker (the log) and a hub (subscribers, fan-out), behind
+//! `livegate serve`. See `docs/architecture.md` for how the layers fit.
 #![forbid(unsafe_code)]
 
-pub mod api;
 pub mod bench;
 pub mod broker;
 pub mod close;
 pub mod config;
+pub mod error;
+pub mod http;
 pub mod hub;
 pub mod process;
+pub mod routes;
 pub mod server;
+pub mod service;
 pub mod stats;
 pub mod system;
+pub mod token;
 pub mod transport;
+pub mod wire;
 
 use std::sync::Arc;
 
-use broker::Broker;
+use broker::{Broker, MemoryBroker, Sink};
 use config::Config;
 use hub::Hub;
+use service::{ApiKey, Limits, Service};
 use stats::Stats;
 
 /// Milliseconds since the Unix epoch, the time base of publications.
@@ -32,12 +39,8 @@ pub fn now_ms() -> u64 {
 pub struct App {
     /// Settings in force.
     pub config: Config,
-    /// Topics and subscribers.
-    pub hub: Arc<Hub>,
-    /// Sequences publications (and, with a remote broker, spreads them).
-    pub broker: Arc<dyn Broker>,
-    /// Figures.
-    pub stats: Arc<Stats>,
+    /// Every operation: publish, subscribe, history, stats.
+    pub service: Arc<Service>,
     /// Where WebTransport listens and its certificate's hash, once it runs.
     pub webtransport: std::sync::RwLock<Option<WebTransportInfo>>,
 }
@@ -53,19 +56,67 @@ pub struct WebTransportInfo {
     pub hash: String,
 }
 
+/// The hub is where brokers deliver.
+impl Sink for Hub {
+    fn deliver(&self, publication: wire::SharedPub) {
+        Hub::deliver(self, publication);
+    }
+}
+
+/// What a broker is built from: the hub to feed and the stats to count in.
+#[derive(Debug, Clone)]
+pub struct BrokerParts {
+    /// Where sequenced publications go.
+    pub hub: Arc<Hub>,
+    /// The gateway's figures.
+    pub stats: Arc<Stats>,
+}
+
+impl BrokerParts {
+    /// The embedded memory broker for `config`.
+    pub fn memory(&self, config: &Config) -> MemoryBroker {
+        MemoryBroker::new(
+            config.namespaces(),
+            config.dedupe_window(),
+            self.stats.clone(),
+            self.hub.clone(),
+        )
+    }
+}
+
 impl App {
     /// A gateway on the embedded in-memory broker.
     pub fn in_memory(config: Config) -> Arc<Self> {
+        Self::with_broker(config, |parts, config| Arc::new(parts.memory(config)))
+    }
+
+    /// A gateway on the broker `make` builds.
+    pub fn with_broker(
+        config: Config,
+        make: impl FnOnce(&BrokerParts, &Config) -> Arc<dyn Broker>,
+    ) -> Arc<Self> {
         let stats = Arc::new(Stats::default());
-        let hub = Arc::new(
-            Hub::new(config.namespaces(), stats.clone()).with_dedupe_window(config.dedupe_window()),
-        );
-        let broker = Arc::new(broker::MemoryBroker::new(hub.clone()));
-        Arc::new(Self {
-            config,
-            hub,
+        let parts = BrokerParts {
+            hub: Arc::new(Hub::new(stats.clone())),
+            stats: stats.clone(),
+        };
+        let broker = make(&parts, &config);
+        let limits = Limits {
+            max_subscriptions: config.max_subscriptions,
+            queue_size: config.queue_size,
+            heartbeat_ms: config.heartbeat_ms,
+        };
+        let service = Service::new(
+            parts.hub,
             broker,
             stats,
+            config.namespaces(),
+            Arc::new(ApiKey::new(config.api_key.clone())),
+            limits,
+        );
+        Arc::new(Self {
+            config,
+            service: Arc::new(service),
             webtransport: std::sync::RwLock::new(None),
         })
     }

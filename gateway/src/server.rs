@@ -18,20 +18,8 @@ use tokio::sync::{watch, Notify};
 use tower_service::Service;
 
 use crate::close::CloseReason;
+use crate::transport::ConnControl;
 use crate::App;
-
-/// Lets a handler drop the TCP connection it runs on.
-#[derive(Debug, Default)]
-pub struct ConnControl {
-    abort: Notify,
-}
-
-impl ConnControl {
-    /// Drops the connection now.
-    pub fn abort(&self) {
-        self.abort.notify_one();
-    }
-}
 
 /// Counts running connection tasks.
 #[derive(Default)]
@@ -74,7 +62,7 @@ const DRAIN: Duration = Duration::from_secs(5);
 /// elsewhere (`disconnect` `shutdown`), finishes requests in flight and
 /// returns once connections are closed (or after a few seconds).
 pub async fn serve(app: Arc<App>, listener: TcpListener, shutdown: impl Future<Output = ()>) {
-    let router = crate::api::router(app.clone());
+    let router = crate::routes::router(app.clone());
     let tracker = Arc::new(Tracker::default());
     let (stop_tx, stop_rx) = watch::channel(false);
     tokio::pin!(shutdown);
@@ -113,7 +101,7 @@ pub async fn serve(app: Arc<App>, listener: TcpListener, shutdown: impl Future<O
             tokio::pin!(conn);
             tokio::select! {
                 _ = conn.as_mut() => {}
-                _ = control.abort.notified() => {}
+                _ = control.aborted() => {}
                 _ = stop.changed() => {
                     conn.as_mut().graceful_shutdown();
                     let _ = tokio::time::timeout(DRAIN, conn).await;
@@ -123,18 +111,18 @@ pub async fn serve(app: Arc<App>, listener: TcpListener, shutdown: impl Future<O
     }
     drop(listener);
     tracing::info!("shutting down: closing connections");
-    app.hub.close_all(CloseReason::Shutdown);
+    app.service.close_all(CloseReason::Shutdown);
     let _ = stop_tx.send(true);
     let drained = tokio::time::timeout(DRAIN, async {
         tracker.wait_idle().await;
-        while app.hub.connection_count() > 0 {
+        while app.service.connection_count() > 0 {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     })
     .await;
     if drained.is_err() {
         tracing::warn!(
-            left = app.hub.connection_count(),
+            left = app.service.connection_count(),
             "some connections did not close in time"
         );
     }

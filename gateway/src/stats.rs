@@ -56,7 +56,7 @@ pub struct Stats {
 pub struct Snapshot {
     /// Open connections per transport.
     pub connections: Connections,
-    /// Topics the hub holds.
+    /// Topics in the log.
     pub topics: i64,
     /// Publications accepted.
     pub messages_in: u64,
@@ -107,7 +107,7 @@ impl Default for Stats {
         ]
         .map(|t| family.get_or_create(&label(t)).clone());
         let topics = Gauge::default();
-        registry.register("topics", "Topics held by the hub", topics.clone());
+        registry.register("topics", "Topics in the log", topics.clone());
         let messages_in = Counter::default();
         registry.register("messages_in", "Publications accepted", messages_in.clone());
         let messages_out = Counter::default();
@@ -160,13 +160,12 @@ impl Stats {
         self.topics.inc();
     }
 
-    /// One publication accepted and handed to `deliveries` subscribers.
-    pub fn published(&self, deliveries: u64) {
+    /// One publication accepted (sequenced, not a duplicate).
+    pub fn accepted(&self) {
         self.messages_in.inc();
-        self.messages_out.inc_by(deliveries);
     }
 
-    /// Publications handed to one subscriber outside fan-out (replays).
+    /// Publications handed to subscriber queues (fan-out and replays).
     pub fn delivered(&self, n: u64) {
         self.messages_out.inc_by(n);
     }

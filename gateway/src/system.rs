@@ -7,7 +7,6 @@ use livegate_core::Payload;
 use serde_json::{json, Value};
 use sysinfo::{Disks, Networks, System};
 
-use crate::broker::PublishRequest;
 use crate::App;
 
 /// Topics this publisher writes.
@@ -127,11 +126,11 @@ pub async fn run(app: Arc<App>, interval: Duration) {
             return;
         };
         sampler = s;
-        let gateway = serde_json::to_value(app.stats.snapshot()).unwrap_or(Value::Null);
+        let gateway = serde_json::to_value(app.service.stats()).unwrap_or(Value::Null);
         for (topic, value) in readings.into_iter().chain([("$sys.gateway", gateway)]) {
             if let Err(e) = app
-                .broker
-                .publish(PublishRequest::new(topic, Payload::from_json_value(&value)))
+                .service
+                .publish_as_gateway(topic, Payload::from_json_value(&value))
                 .await
             {
                 tracing::warn!(topic, error = %e, "system publish failed");

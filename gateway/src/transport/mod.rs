@@ -1,8 +1,10 @@
-//! Transports: each adapts bytes on one kind of connection to the hub.
+//! Transports: each adapts bytes on one kind of connection to the service.
 //!
-//! They know nothing of each other. [`session`] holds the frame handling
-//! that every bidirectional transport (WebSocket now, WebTransport later)
-//! shares; SSE and long-poll are read-only and use the hub directly.
+//! They know nothing of each other, nor of the HTTP API. Each opens a
+//! [`crate::service::Connection`] per client and drains its outbound queue
+//! ([`crate::hub::Receiver`]) onto the socket. [`session`] holds the frame
+//! handling of the bidirectional transports (WebSocket, WebTransport); SSE
+//! and long-poll are read-only and subscribe from their query.
 
 pub mod poll;
 pub mod session;
@@ -15,9 +17,29 @@ use std::collections::HashMap;
 
 use livegate_core::cursor::{parse_cursor, CursorError};
 use livegate_core::protocol::Position;
-use livegate_core::topic::validate_topic;
+use tokio::sync::Notify;
 
-use crate::api::ApiError;
+use crate::error::{ErrorKind, ServiceError};
+use crate::service::validate;
+
+/// Lets a handler drop the TCP connection it runs on (`server.rs` puts one
+/// in every request's extensions).
+#[derive(Debug, Default)]
+pub struct ConnControl {
+    abort: Notify,
+}
+
+impl ConnControl {
+    /// Drops the connection now.
+    pub fn abort(&self) {
+        self.abort.notify_one();
+    }
+
+    /// Resolves once [`ConnControl::abort`] was called.
+    pub async fn aborted(&self) {
+        self.abort.notified().await;
+    }
+}
 
 /// The topics and optional cursor of an SSE or long-poll request.
 pub(crate) struct TopicQuery {
@@ -32,34 +54,25 @@ pub(crate) fn parse_topic_query(
     cursor_key: &str,
     extra_cursor: Option<&str>,
     max_topics: usize,
-) -> Result<TopicQuery, ApiError> {
+) -> Result<TopicQuery, ServiceError> {
     let params: Vec<(String, String)> = form_urlencoded::parse(query.unwrap_or("").as_bytes())
         .into_owned()
         .collect();
     let mut topics: Vec<String> = Vec::new();
     for (k, v) in &params {
         if k == "topic" {
-            validate_topic(v).map_err(|e| ApiError::bad_topic(&e.to_string()))?;
+            validate::topic(v)?;
             if !topics.contains(v) {
                 topics.push(v.clone());
             }
         }
     }
     if topics.is_empty() {
-        return Err(ApiError::bad_request(
+        return Err(ServiceError::bad_request(
             "name at least one topic: ?topic=NAME (repeat for more)",
         ));
     }
-    if topics.len() > max_topics {
-        return Err(ApiError::new(
-            axum::http::StatusCode::BAD_REQUEST,
-            "too_many_subscriptions",
-            format!(
-                "{} topics requested, the limit is {max_topics}",
-                topics.len()
-            ),
-        ));
-    }
+    validate::topic_count(topics.len(), max_topics)?;
     let cursor_text = extra_cursor.map(str::to_owned).or_else(|| {
         params
             .iter()
@@ -69,13 +82,7 @@ pub(crate) fn parse_topic_query(
     let cursor = match cursor_text {
         None => HashMap::new(),
         Some(text) => parse_cursor(&text)
-            .map_err(|e: CursorError| {
-                ApiError::new(
-                    axum::http::StatusCode::BAD_REQUEST,
-                    "bad_cursor",
-                    e.to_string(),
-                )
-            })?
+            .map_err(|e: CursorError| ServiceError::new(ErrorKind::BadCursor, e.to_string()))?
             .into_iter()
             .collect(),
     };

@@ -1,8 +1,9 @@
 //! Long-poll `/poll`: each request replays from history after its cursor, or
 //! waits for the next publication, and answers with the next cursor.
 //!
-//! Replay and registration happen under the topic lock (see [`crate::hub`]),
-//! so nothing published between two polls is lost while history holds it.
+//! Each request subscribes with its cursor (replay then live, see
+//! `hub::handover`), so nothing published between two polls is lost while
+//! history holds it.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -16,10 +17,12 @@ use livegate_core::cursor::format_cursor;
 use livegate_core::protocol::Position;
 use livegate_core::Encoding;
 
-use crate::api::ApiError;
+use crate::error::ServiceError;
 use crate::hub::Outbound;
+use crate::service::Credentials;
 use crate::stats::Transport;
 use crate::transport::parse_topic_query;
+use crate::wire::SharedPub;
 use crate::App;
 
 /// Most frames in one answer.
@@ -43,20 +46,26 @@ pub async fn handler(State(app): State<Arc<App>>, req: Request) -> Response {
         Some((_, v)) => match v.parse::<u64>() {
             Ok(ms) if ms <= MAX_TIMEOUT_MS => ms,
             _ => {
-                return ApiError::bad_request(format!(
+                return ServiceError::bad_request(format!(
                     "timeout_ms must be a number of milliseconds from 0 to {MAX_TIMEOUT_MS}"
                 ))
                 .into_response()
             }
         },
     };
-    let _counted = app.stats.connection(Transport::Poll);
-    let (conn, mut rx) = app.hub.connect(app.config.queue_size);
-    let now = crate::now_ms();
+    let identity = match app.service.authenticate(&Credentials::connection()) {
+        Ok(identity) => identity,
+        Err(e) => return e.into_response(),
+    };
+    let _counted = app.service.count_connection(Transport::Poll);
+    let (mut conn, mut rx) = app.service.open(identity);
     for topic in &query.topics {
-        let _ = app
-            .hub
-            .subscribe(&conn, topic, query.cursor.get(topic), None, now);
+        if let Err(e) = conn
+            .subscribe(topic.clone(), query.cursor.get(topic), None)
+            .await
+        {
+            return e.into_response();
+        }
     }
     let mut answer = Answer {
         positions: query.cursor.clone(),
@@ -75,11 +84,11 @@ pub async fn handler(State(app): State<Arc<App>>, req: Request) -> Response {
         tokio::select! {
             item = rx.recv() => answer.take(item),
             _ = tokio::time::sleep_until(deadline) => break,
-            _ = conn.closed() => break,
+            _ = conn.outbox().closed() => break,
         }
     }
-    app.hub
-        .disconnect(&conn, query.topics.iter().map(String::as_str));
+    // Leaves every topic.
+    drop(conn);
 
     let cursor = format_cursor(
         query
@@ -117,7 +126,7 @@ struct Answer {
 }
 
 impl Answer {
-    fn push_publication(&mut self, p: &crate::hub::SharedPub) {
+    fn push_publication(&mut self, p: &SharedPub) {
         if self.frames.len() >= MAX_FRAMES {
             // The cursor stays before this one: the next poll gets it from history.
             self.full = true;

@@ -17,11 +17,11 @@ use livegate_core::protocol::{Position, ServerFrame};
 use livegate_core::Encoding;
 
 use crate::close::CloseReason;
-use crate::hub::{random_token, Connection, Outbound, Receiver};
-use crate::server::ConnControl;
+use crate::hub::{Outbound, Outbox, Receiver};
+use crate::service::{Connection, Credentials};
 use crate::stats::{ConnectionGuard, Transport};
-use crate::transport::parse_topic_query;
-use crate::App;
+use crate::transport::{parse_topic_query, ConnControl};
+use crate::{wire, App};
 
 /// How long a closing stream may take to deliver its last event before the
 /// TCP connection is dropped.
@@ -46,17 +46,22 @@ pub async fn handler(State(app): State<Arc<App>>, req: Request) -> Response {
         Ok(q) => q,
         Err(e) => return e.into_response(),
     };
-    let counted = app.stats.connection(Transport::Sse);
-    let (conn, rx) = app.hub.connect(app.config.queue_size);
+    let identity = match app.service.authenticate(&Credentials::connection()) {
+        Ok(identity) => identity,
+        Err(e) => return e.into_response(),
+    };
+    let counted = app.service.count_connection(Transport::Sse);
+    let (mut conn, rx) = app.service.open(identity);
     let mut positions = HashMap::new();
-    let now = crate::now_ms();
     for topic in &query.topics {
         let since = query.cursor.get(topic);
         if let Some(pos) = since {
             positions.insert(topic.clone(), pos.clone());
         }
         // A fresh connection's queue holds at most max_subscriptions items here.
-        let _ = app.hub.subscribe(&conn, topic, since, None, now);
+        if let Err(e) = conn.subscribe(topic.clone(), since, None).await {
+            return e.into_response();
+        }
     }
     let mut first = BytesMut::new();
     first.put_slice(b"retry: 1000\n\n");
@@ -64,23 +69,19 @@ pub async fn handler(State(app): State<Arc<App>>, req: Request) -> Response {
         &mut first,
         None,
         "connected",
-        &Encoding::Json.encode_server(&ServerFrame::Connected {
-            client_id: format!("{}-{}", conn.id, random_token(6)),
-            heartbeat_ms: app.config.heartbeat_ms,
-        }),
+        &wire::server_frame(Encoding::Json, &conn.connected_frame()),
     );
     let alive = Arc::new(());
     let last_poll = Arc::new(AtomicU64::new(crate::now_ms()));
     tokio::spawn(watchdog(
         Arc::downgrade(&alive),
-        conn.clone(),
+        conn.outbox().clone(),
         last_poll.clone(),
         req.extensions().get::<Arc<ConnControl>>().cloned(),
         app.config.heartbeat(),
         app.config.idle_timeout_ms,
     ));
     let mut state = StreamState {
-        app: app.clone(),
         conn,
         rx,
         topics: query.topics,
@@ -113,8 +114,8 @@ pub async fn handler(State(app): State<Arc<App>>, req: Request) -> Response {
 }
 
 struct StreamState {
-    app: Arc<App>,
-    conn: Arc<Connection>,
+    /// Leaves every topic when the stream is dropped.
+    conn: Connection,
     rx: Receiver,
     topics: Vec<String>,
     positions: HashMap<String, Position>,
@@ -124,15 +125,6 @@ struct StreamState {
     last_poll: Arc<AtomicU64>,
     _alive: Arc<()>,
     _counted: ConnectionGuard,
-}
-
-impl Drop for StreamState {
-    fn drop(&mut self) {
-        let topics = std::mem::take(&mut self.topics);
-        self.app
-            .hub
-            .disconnect(&self.conn, topics.iter().map(String::as_str));
-    }
 }
 
 impl StreamState {
@@ -147,7 +139,7 @@ impl StreamState {
         let mut out = BytesMut::new();
         tokio::select! {
             biased;
-            reason = self.conn.closed() => {
+            reason = self.conn.outbox().closed() => {
                 self.done = true;
                 if !reason.announced() {
                     return None;
@@ -158,12 +150,8 @@ impl StreamState {
                         self.write_item(&mut out, item);
                     }
                 }
-                let frame = ServerFrame::Disconnect {
-                    code: reason.code().to_owned(),
-                    reason: reason.explain().to_owned(),
-                    reconnect: reason.reconnect(),
-                };
-                event(&mut out, None, "disconnect", &Encoding::Json.encode_server(&frame));
+                let frame = wire::server_frame(Encoding::Json, &reason.disconnect_frame());
+                event(&mut out, None, "disconnect", &frame);
             }
             item = self.rx.recv() => {
                 self.write_item(&mut out, item);
@@ -300,7 +288,7 @@ fn event(out: &mut BytesMut, id: Option<&str>, kind: &str, data: &[u8]) {
 /// would never notice.
 async fn watchdog(
     alive: Weak<()>,
-    conn: Arc<Connection>,
+    conn: Arc<Outbox>,
     last_poll: Arc<AtomicU64>,
     control: Option<Arc<ConnControl>>,
     heartbeat: Duration,

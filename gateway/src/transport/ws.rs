@@ -13,7 +13,6 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use futures_util::{FutureExt, Sink, SinkExt, Stream};
 use hyper_util::rt::TokioIo;
-use livegate_core::protocol::ServerFrame;
 use livegate_core::Encoding;
 use tokio::net::TcpStream;
 use tokio::time::Instant;
@@ -23,9 +22,10 @@ use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use tokio_tungstenite::WebSocketStream;
 
-use crate::api::ApiError;
 use crate::close::CloseReason;
-use crate::hub::{random_token, Event, Outbound, Receiver};
+use crate::error::{ErrorKind, ServiceError};
+use crate::hub::{Event, Outbound, Receiver};
+use crate::service::Credentials;
 use crate::stats::Transport;
 use crate::transport::session::Session;
 use crate::transport::ws_io::{Opcode, WsIo};
@@ -47,7 +47,7 @@ fn header_has_token(headers: &HeaderMap, name: header::HeaderName, token: &str) 
 
 /// Picks the encoding from `Sec-WebSocket-Protocol`: the first livegate
 /// subprotocol offered, JSON when none is offered.
-fn negotiate(headers: &HeaderMap) -> Result<(Encoding, bool), ApiError> {
+fn negotiate(headers: &HeaderMap) -> Result<(Encoding, bool), ServiceError> {
     let offered: Vec<&str> = headers
         .get_all(header::SEC_WEBSOCKET_PROTOCOL)
         .iter()
@@ -64,7 +64,7 @@ fn negotiate(headers: &HeaderMap) -> Result<(Encoding, bool), ApiError> {
         .find_map(|p| Encoding::from_subprotocol(p))
         .map(|e| (e, true))
         .ok_or_else(|| {
-            ApiError::bad_request(format!(
+            ServiceError::bad_request(format!(
                 "none of the offered subprotocols ({}) is supported; use livegate.v1.json or livegate.v1.msgpack",
                 offered.join(", ")
             ))
@@ -77,9 +77,8 @@ pub async fn upgrade(State(app): State<Arc<App>>, mut req: Request) -> Response 
     if !header_has_token(headers, header::UPGRADE, "websocket")
         || !header_has_token(headers, header::CONNECTION, "upgrade")
     {
-        return ApiError::new(
-            StatusCode::UPGRADE_REQUIRED,
-            "upgrade_required",
+        return ServiceError::new(
+            ErrorKind::UpgradeRequired,
             "this endpoint speaks WebSocket: send Connection: Upgrade and Upgrade: websocket",
         )
         .into_response();
@@ -89,18 +88,22 @@ pub async fn upgrade(State(app): State<Arc<App>>, mut req: Request) -> Response 
         .map(HeaderValue::as_bytes)
         != Some(b"13")
     {
-        return ApiError::bad_request("Sec-WebSocket-Version must be 13").into_response();
+        return ServiceError::bad_request("Sec-WebSocket-Version must be 13").into_response();
     }
     let Some(key) = headers.get(header::SEC_WEBSOCKET_KEY) else {
-        return ApiError::bad_request("Sec-WebSocket-Key is missing").into_response();
+        return ServiceError::bad_request("Sec-WebSocket-Key is missing").into_response();
     };
     let accept = derive_accept_key(key.as_bytes());
     let (encoding, echo_protocol) = match negotiate(headers) {
         Ok(n) => n,
         Err(e) => return e.into_response(),
     };
+    let identity = match app.service.authenticate(&Credentials::connection()) {
+        Ok(identity) => identity,
+        Err(e) => return e.into_response(),
+    };
     let Some(on_upgrade) = req.extensions_mut().remove::<hyper::upgrade::OnUpgrade>() else {
-        return ApiError::bad_request("this connection cannot be upgraded").into_response();
+        return ServiceError::bad_request("this connection cannot be upgraded").into_response();
     };
     tokio::spawn(async move {
         let upgraded = match on_upgrade.await {
@@ -116,7 +119,7 @@ pub async fn upgrade(State(app): State<Arc<App>>, mut req: Request) -> Response 
         let io = WsIo::new(parts.io.into_inner(), parts.read_buf);
         // The connection gets a task of its own, sized for it alone; this
         // one (which also had to hold the upgrade) ends here.
-        match run(app, io, encoding) {
+        match run(app, io, encoding, identity) {
             Some(connection) => drop(tokio::spawn(connection)),
             None => tracing::error!("could not set up the websocket stream; dropped"),
         }
@@ -143,7 +146,12 @@ pub async fn upgrade(State(app): State<Arc<App>>, mut req: Request) -> Response 
 /// owns built before the `async` block: the block then keeps each value
 /// once, where an `async fn` keeps its arguments and the locals made from
 /// them side by side. Every idle connection pays for its task's size.
-fn run(app: Arc<App>, io: WsIo, encoding: Encoding) -> Option<impl Future<Output = ()>> {
+fn run(
+    app: Arc<App>,
+    io: WsIo,
+    encoding: Encoding,
+    identity: crate::service::Identity,
+) -> Option<impl Future<Output = ()>> {
     let max = app.config.max_frame_bytes;
     // No buffers of tungstenite's own: `WsIo` reads on demand and queues
     // writes (see its module comment); buffers grow only when a message
@@ -155,17 +163,13 @@ fn run(app: Arc<App>, io: WsIo, encoding: Encoding) -> Option<impl Future<Output
         .max_frame_size(Some(max));
     // It only wraps the socket, so it is ready at once.
     let mut ws = WebSocketStream::from_raw_socket(io, Role::Server, Some(config)).now_or_never()?;
-    let counted = app.stats.connection(Transport::Ws);
-    let (conn, mut rx) = app.hub.connect(app.config.queue_size);
+    let counted = app.service.count_connection(Transport::Ws);
+    let (conn, mut rx) = app.service.open(identity);
     // The first frame, written straight to the socket: nothing can be queued
     // before it, and an idle connection then never allocates a queue.
-    let connected = Outbound::frame(ServerFrame::Connected {
-        client_id: format!("{}-{}", conn.id, random_token(6)),
-        heartbeat_ms: app.config.heartbeat_ms,
-    })
-    .encode(encoding);
+    let connected = crate::wire::server_frame(encoding, &conn.connected_frame());
     ws.get_mut().push_frame(opcode(encoding), connected);
-    let mut session = Session::new(app.clone(), conn);
+    let mut session = Session::new(conn);
     Some(async move {
         let (reason, peer_closed) = serve(&mut ws, &mut rx, &mut session, encoding, &app).await;
         // Boxed: the closing sequence is big and runs once, so it should not
@@ -180,7 +184,8 @@ fn run(app: Arc<App>, io: WsIo, encoding: Encoding) -> Option<impl Future<Output
         ))
         .await;
         drop(ws);
-        session.finish();
+        // Leaves every topic.
+        drop(session);
         drop(counted);
     })
 }
@@ -321,7 +326,7 @@ async fn serve(
                 Some(reason) => (reason, false),
             },
         };
-        let conn = session.connection();
+        let conn = session.outbox();
         conn.close(reason);
         // The first reason wins (a close may have raced).
         return (conn.close_reason().unwrap_or(reason), ended);
@@ -399,12 +404,7 @@ async fn finish(
         .await;
     }
     if reason.announced() && !peer_closed {
-        let frame = ServerFrame::Disconnect {
-            code: reason.code().to_owned(),
-            reason: reason.explain().to_owned(),
-            reconnect: reason.reconnect(),
-        };
-        let bytes = bytes::Bytes::from(encoding.encode_server(&frame));
+        let bytes = crate::wire::server_frame(encoding, &reason.disconnect_frame());
         let close = CloseFrame {
             code: CloseCode::from(reason.ws_code()),
             reason: reason.code().into(),

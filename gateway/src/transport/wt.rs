@@ -23,10 +23,11 @@ use wtransport::endpoint::IncomingSession;
 use wtransport::{Connection as WtConnection, Endpoint, Identity, ServerConfig, VarInt};
 
 use crate::close::CloseReason;
-use crate::hub::{random_token, Connection, Outbound, Receiver};
+use crate::hub::{Outbound, Outbox, Receiver};
+use crate::service::Credentials;
 use crate::stats::Transport;
 use crate::transport::session::Session;
-use crate::{App, WebTransportInfo};
+use crate::{wire, App, WebTransportInfo};
 
 /// How long a fresh session may take to open its control stream.
 const OPEN_TIMEOUT: Duration = Duration::from_secs(10);
@@ -209,6 +210,13 @@ async fn session(app: Arc<App>, incoming: IncomingSession) {
         request.forbidden().await;
         return;
     };
+    let identity = match app.service.authenticate(&Credentials::connection()) {
+        Ok(identity) => identity,
+        Err(_) => {
+            request.forbidden().await;
+            return;
+        }
+    };
     let Ok(wt) = request.accept().await else {
         return;
     };
@@ -217,12 +225,10 @@ async fn session(app: Arc<App>, incoming: IncomingSession) {
         close(&wt, CloseReason::ProtocolError);
         return;
     };
-    let _counted = app.stats.connection(Transport::Wt);
-    let (conn, rx) = app.hub.connect(app.config.queue_size);
-    conn.send(Outbound::frame(ServerFrame::Connected {
-        client_id: format!("{}-{}", conn.id, random_token(6)),
-        heartbeat_ms: app.config.heartbeat_ms,
-    }));
+    let _counted = app.service.count_connection(Transport::Wt);
+    let (connection, rx) = app.service.open(identity);
+    let conn = connection.outbox().clone();
+    conn.send(Outbound::frame(connection.connected_frame()));
     let (control_tx, control_rx) = mpsc::channel::<Bytes>(app.config.queue_size);
     let control_writer = tokio::spawn(write_control(send, control_rx, app.config.heartbeat()));
     let mut dispatcher = tokio::spawn(dispatch(
@@ -233,7 +239,7 @@ async fn session(app: Arc<App>, incoming: IncomingSession) {
         control_tx,
         encoding,
     ));
-    let mut session = Session::new(app.clone(), conn.clone());
+    let mut session = Session::new(connection);
     let reason = tokio::select! {
         r = &mut dispatcher => r.unwrap_or(CloseReason::PeerGone),
         () = read_control(&app, &wt, &conn, &mut session, recv, encoding) => {
@@ -244,14 +250,15 @@ async fn session(app: Arc<App>, incoming: IncomingSession) {
     // The control stream carries the `disconnect` frame: let it finish first.
     let _ = tokio::time::timeout(CLOSE_GRACE, control_writer).await;
     close(&wt, reason);
-    session.finish();
+    // Leaves every topic.
+    drop(session);
 }
 
 /// Reads the client's frames; refuses streams the protocol does not allow.
 async fn read_control(
     app: &App,
     wt: &WtConnection,
-    conn: &Connection,
+    conn: &Outbox,
     session: &mut Session,
     mut recv: wtransport::RecvStream,
     encoding: Encoding,
@@ -317,7 +324,7 @@ async fn write_control(
 /// Most queued frames handed to QUIC in one write.
 const TOPIC_BATCH: usize = 64;
 
-async fn write_topic(wt: WtConnection, mut rx: mpsc::Receiver<Bytes>, conn: Arc<Connection>) {
+async fn write_topic(wt: WtConnection, mut rx: mpsc::Receiver<Bytes>, conn: Arc<Outbox>) {
     let opened = async { wt.open_uni().await.ok()?.await.ok() };
     let Some(mut stream) = opened.await else {
         conn.close(CloseReason::PeerGone);
@@ -361,7 +368,7 @@ async fn write_topic(wt: WtConnection, mut rx: mpsc::Receiver<Bytes>, conn: Arc<
 async fn dispatch(
     app: Arc<App>,
     wt: WtConnection,
-    conn: Arc<Connection>,
+    conn: Arc<Outbox>,
     mut rx: Receiver,
     control: mpsc::Sender<Bytes>,
     encoding: Encoding,
@@ -389,15 +396,9 @@ async fn dispatch(
     }
     router.topics.clear();
     if reason.announced() {
-        let frame = ServerFrame::Disconnect {
-            code: reason.code().to_owned(),
-            reason: reason.explain().to_owned(),
-            reconnect: reason.reconnect(),
-        };
+        let frame = wire::server_frame(encoding, &reason.disconnect_frame());
         // Best effort: a full control queue means the peer is not reading.
-        let _ = router
-            .control
-            .try_send(Bytes::from(framing::frame(&encoding.encode_server(&frame))));
+        let _ = router.control.try_send(Bytes::from(framing::frame(&frame)));
     }
     reason
 }
@@ -405,7 +406,7 @@ async fn dispatch(
 struct Router {
     app: Arc<App>,
     wt: WtConnection,
-    conn: Arc<Connection>,
+    conn: Arc<Outbox>,
     control: mpsc::Sender<Bytes>,
     topics: HashMap<Arc<str>, TopicOut>,
     encoding: Encoding,
@@ -452,7 +453,7 @@ impl Router {
                 let bytes = Bytes::from(framing::frame(&s.encode(encoding, true)));
                 let queue = self.app.config.queue_size;
                 let (wt, conn) = (self.wt.clone(), self.conn.clone());
-                let lossy = self.app.hub.namespaces().options_for(&s.topic).lossy;
+                let lossy = self.app.service.namespaces().options_for(&s.topic).lossy;
                 let out = self.topics.entry(s.topic.clone()).or_insert_with(|| {
                     let (tx, rx) = mpsc::channel(queue);
                     tokio::spawn(write_topic(wt, rx, conn));
