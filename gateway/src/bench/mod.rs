@@ -172,6 +172,9 @@ pub struct Report {
 
 impl BenchConfig {
     fn check(&self) -> Result<(), BenchError> {
+        if let Some(url) = &self.url {
+            livegate_client::http::Endpoint::parse(url)?;
+        }
         if self.subscribers == 0 {
             return Err(BenchError::Invalid(
                 "--subscribers must be at least 1".into(),
