@@ -12,7 +12,7 @@ use futures_util::StreamExt;
 use livegate_client::{ClientBuilder, Publisher, SubscriptionEvent, TlsOptions};
 use livegate_core::client::{State, TransportKind};
 use livegate_core::Payload;
-use support::{FaultProxy, Gateway};
+use support::{next_publication, FaultProxy, Gateway};
 
 /// A scratch directory removed when dropped.
 struct Scratch(PathBuf);
@@ -98,15 +98,7 @@ async fn every_tcp_transport_and_the_publisher_work_through_a_tls_proxy() {
                 .expect("ack in time")
                 .expect("ack");
         }
-        let publication = loop {
-            let event = tokio::time::timeout(Duration::from_secs(10), sub.next())
-                .await
-                .expect("a publication within 10 s")
-                .expect("the stream goes on");
-            if let SubscriptionEvent::Publication(p) = event {
-                break p;
-            }
-        };
+        let publication = next_publication(&mut sub).await;
         assert_eq!(publication.offset, 1, "{transport:?}");
         client.close().await;
     }
