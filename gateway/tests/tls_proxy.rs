@@ -9,6 +9,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use futures_util::StreamExt;
+use livegate_client::http::{Endpoint, Stream};
+use livegate_client::tls::certificate_sha256;
 use livegate_client::{ClientBuilder, Publisher, SubscriptionEvent, TlsOptions};
 use livegate_core::client::{State, TransportKind};
 use livegate_core::Payload;
@@ -145,4 +147,39 @@ async fn untrusted_or_mismatched_certificates_are_refused() {
     client.close().await;
 
     assert!(ClientBuilder::new(&url).tls_pin_sha256("not hex").is_err());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pinned_certificate_is_trusted_without_its_ca() {
+    let gw = Gateway::start(&["--no-wt".into()]);
+    let scratch = Scratch::new("pinned");
+    let ca = scratch.0.join("ca.pem");
+    let proxy = FaultProxy::start_tls(&gw.addr, &ca);
+    let url = format!("https://{}", proxy.addr);
+
+    // The proxy's certificate, read through a connection that trusts the CA.
+    let endpoint = Endpoint::new(&url, &ca_options(&ca)).expect("url");
+    let Ok(Stream::Tls(tls)) = endpoint.connect().await else {
+        panic!("expected a TLS connection");
+    };
+    let leaf = tls.get_ref().1.peer_certificates().expect("a certificate")[0].clone();
+    let pin: String = certificate_sha256(leaf.as_ref())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+
+    // No CA file: the pin alone is trusted.
+    let client = ClientBuilder::new(&url)
+        .tls_pin_sha256(&pin)
+        .expect("a well-formed pin")
+        .transports([TransportKind::WebSocket])
+        .connect()
+        .expect("client");
+    assert_eq!(
+        tokio::time::timeout(Duration::from_secs(10), client.wait_for(State::Connected)).await,
+        Ok(State::Connected),
+        "{:?}",
+        client.last_error()
+    );
+    client.close().await;
 }
