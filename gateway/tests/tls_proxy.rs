@@ -33,6 +33,33 @@ impl Drop for Scratch {
     }
 }
 
+/// A gateway (no WebTransport) behind a TLS proxy; `url` is `https://`,
+/// `ca` the test CA's PEM.
+struct BehindTls {
+    proxy: FaultProxy,
+    url: String,
+    ca: PathBuf,
+    // Dropped after the processes (fields drop in order).
+    _gateway: Gateway,
+    _scratch: Scratch,
+}
+
+impl BehindTls {
+    fn start(name: &str) -> Self {
+        let gateway = Gateway::start(&["--no-wt".into()]);
+        let scratch = Scratch::new(name);
+        let ca = scratch.0.join("ca.pem");
+        let proxy = FaultProxy::start_tls(&gateway.addr, &ca);
+        Self {
+            url: format!("https://{}", proxy.addr),
+            proxy,
+            ca,
+            _gateway: gateway,
+            _scratch: scratch,
+        }
+    }
+}
+
 fn ca_options(ca: &Path) -> TlsOptions {
     TlsOptions {
         ca_file: Some(ca.to_path_buf()),
@@ -48,11 +75,8 @@ fn accepted(proxy: &mut FaultProxy) -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_tcp_transport_and_the_publisher_work_through_a_tls_proxy() {
-    let gw = Gateway::start(&["--no-wt".into()]);
-    let scratch = Scratch::new("transports");
-    let ca = scratch.0.join("ca.pem");
-    let mut proxy = FaultProxy::start_tls(&gw.addr, &ca);
-    let url = format!("https://{}", proxy.addr);
+    let mut behind = BehindTls::start("transports");
+    let (url, ca) = (behind.url.clone(), behind.ca.clone());
 
     // Sequential publishes share one kept-alive connection.
     let publisher = Publisher::with_tls(&url, &ca_options(&ca)).expect("url");
@@ -67,7 +91,11 @@ async fn every_tcp_transport_and_the_publisher_work_through_a_tls_proxy() {
             .expect("ack through TLS");
         assert_eq!(ack.position.offset, n + 1);
     }
-    assert_eq!(accepted(&mut proxy), 1, "20 publishes, one connection");
+    assert_eq!(
+        accepted(&mut behind.proxy),
+        1,
+        "20 publishes, one connection"
+    );
 
     for transport in [
         TransportKind::WebSocket,
@@ -108,11 +136,8 @@ async fn every_tcp_transport_and_the_publisher_work_through_a_tls_proxy() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn untrusted_or_mismatched_certificates_are_refused() {
-    let gw = Gateway::start(&["--no-wt".into()]);
-    let scratch = Scratch::new("refused");
-    let ca = scratch.0.join("ca.pem");
-    let proxy = FaultProxy::start_tls(&gw.addr, &ca);
-    let url = format!("https://{}", proxy.addr);
+    let behind = BehindTls::start("refused");
+    let url = behind.url.clone();
 
     // The test CA is not among the system's roots.
     let publisher = Publisher::new(&url)
@@ -151,11 +176,8 @@ async fn untrusted_or_mismatched_certificates_are_refused() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pinned_certificate_is_trusted_without_its_ca() {
-    let gw = Gateway::start(&["--no-wt".into()]);
-    let scratch = Scratch::new("pinned");
-    let ca = scratch.0.join("ca.pem");
-    let proxy = FaultProxy::start_tls(&gw.addr, &ca);
-    let url = format!("https://{}", proxy.addr);
+    let behind = BehindTls::start("pinned");
+    let (url, ca) = (behind.url.clone(), behind.ca.clone());
 
     // The proxy's certificate, read through a connection that trusts the CA.
     let endpoint = Endpoint::new(&url, &ca_options(&ca)).expect("url");
