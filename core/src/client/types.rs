@@ -337,7 +337,10 @@ pub enum TransportEvent {
 }
 
 /// Client settings.
-#[derive(Debug, Clone)]
+///
+/// `Debug` shows whether a token or API key is set, never its value, so a
+/// logged configuration leaks no credential.
+#[derive(Clone)]
 pub struct ClientConfig {
     /// Transports to use, best first.
     pub transports: Vec<TransportKind>,
@@ -361,6 +364,25 @@ pub struct ClientConfig {
     pub token: Option<String>,
     /// Sent as `Authorization: Bearer` with HTTP publishes.
     pub api_key: Option<String>,
+}
+
+impl fmt::Debug for ClientConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let redacted = |secret: &Option<String>| secret.as_ref().map(|_| "<redacted>");
+        f.debug_struct("ClientConfig")
+            .field("transports", &self.transports)
+            .field("encoding", &self.encoding)
+            .field("backoff", &self.backoff)
+            .field("connect_timeout_ms", &self.connect_timeout_ms)
+            .field("heartbeat_margin_ms", &self.heartbeat_margin_ms)
+            .field("poll_timeout_ms", &self.poll_timeout_ms)
+            .field("transport_retry_ms", &self.transport_retry_ms)
+            .field("upgrade_probe_ms", &self.upgrade_probe_ms)
+            .field("offline_queue", &self.offline_queue)
+            .field("token", &redacted(&self.token))
+            .field("api_key", &redacted(&self.api_key))
+            .finish()
+    }
 }
 
 impl Default for ClientConfig {

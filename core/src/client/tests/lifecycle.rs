@@ -89,3 +89,15 @@ fn garbage_and_unasked_subscriptions_are_errors_that_reconnect() {
     h.c.handle_transport(h.now, conn, TransportEvent::Closed("late".into()));
     assert_eq!(h.c.state(), State::Reconnecting);
 }
+
+#[test]
+fn config_debug_shows_no_credential() {
+    let mut cfg = config();
+    cfg.token = Some("eyJ-secret-token".into());
+    cfg.api_key = Some("key-secret".into());
+    let shown = format!("{cfg:?}");
+    assert!(!shown.contains("secret"), "{shown}");
+    assert!(shown.contains("token: Some(\"<redacted>\")"), "{shown}");
+    cfg.token = None;
+    assert!(format!("{cfg:?}").contains("token: None"));
+}
