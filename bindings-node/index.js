@@ -7,7 +7,9 @@ const { EventEmitter } = require('node:events');
 const native = require('./bindings.js');
 const errors = require('./errors.js');
 
-const { ArgumentError, ClosedError, PayloadError, ProtocolError, fromNative } = errors;
+const {
+  LivegateError, ConnectionError, ClosedError, ProtocolError, ArgumentError, PayloadError, fromNative,
+} = errors;
 
 /** Items moved from Rust per call. */
 const BATCH = 1024;
@@ -139,6 +141,7 @@ class Subscription extends EventEmitter {
   #started = false;
   #ended = false;
   #iterated = false;
+  #closing = false;
   #error = null;
 
   constructor(nativeSub) {
@@ -158,7 +161,7 @@ class Subscription extends EventEmitter {
 
   /** Whether the subscription has ended (closed, client closed, or refused). */
   get closed() {
-    return this.#ended;
+    return this.#ended || this.#closing;
   }
 
   #start() {
@@ -245,6 +248,7 @@ class Subscription extends EventEmitter {
 
   /** Unsubscribes (once no other subscription of the client needs the topic). */
   close() {
+    this.#closing = true;
     this.#native.close();
     // A subscription never read has no pump to notice the end.
     if (!this.#started) this.#end();
@@ -420,13 +424,18 @@ class Publisher {
   }
 }
 
+// Spelled out, so that `import { Client } from 'livegate'` finds them.
 module.exports = {
   Client,
   Subscription,
   Publisher,
-  ...errors,
+  LivegateError,
+  ConnectionError,
+  ClosedError,
+  ProtocolError,
+  ArgumentError,
+  PayloadError,
   version: native.version(),
   /** The addon itself, for the package's own tests (codec vectors). */
   _native: native,
 };
-delete module.exports.fromNative;
