@@ -353,10 +353,15 @@ class Client extends EventEmitter {
     if (this.#statusPumped || this.closed) return;
     this.#statusPumped = true;
     this.#status = call(() => this.#native.status());
-    pump(this.#status, (item) => {
-      if (item.kind === 'state') this.emit('state', item);
-      this.emit('status', item);
-    }, (e) => process.nextTick(() => this.emit('error', e)));
+    // Pushed from Rust, not pulled: watching the state does not keep the
+    // process alive (src/client.rs, NativeStatus::listen).
+    this.#status.listen((batch) => {
+      if (batch === null) return;
+      for (const item of decodeBatch(batch)) {
+        if (item.kind === 'state') this.emit('state', item);
+        this.emit('status', item);
+      }
+    });
   }
 
   /** Resolves once connected; rejects with ConnectionError after `timeout` ms (default 10000). */

@@ -1,11 +1,13 @@
 //! The connection-holding client: subscriptions, status events, publishes.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use livegate_client::{Client, ClientBuilder, ClientError, EventStream, Subscription};
 use livegate_core::client::{State, TransportKind};
 use livegate_core::{Encoding, Payload};
-use napi::bindgen_prelude::{Buffer, PromiseRaw};
+use napi::bindgen_prelude::{Buffer, Function, PromiseRaw};
+use napi::threadsafe_function::ThreadsafeFunctionCallMode;
 use napi::Env;
 use napi_derive::napi;
 
@@ -210,7 +212,9 @@ impl NativeClient {
     pub fn status(&self) -> NativeStatus {
         let first = self.take_first();
         NativeStatus {
-            feed: Feed::new(first.unwrap_or_else(|| self.client.status_events())),
+            feed: Arc::new(Feed::new(
+                first.unwrap_or_else(|| self.client.status_events()),
+            )),
         }
     }
 
@@ -339,15 +343,39 @@ impl NativeSubscription {
 /// The client's status events.
 #[napi]
 pub struct NativeStatus {
-    feed: Feed<EventStream>,
+    feed: Arc<Feed<EventStream>>,
 }
+
+/// Status items handed to `listen`'s callback per call, at most.
+const STATUS_BATCH: usize = 256;
 
 #[napi]
 impl NativeStatus {
-    /// The events that are ready (waits for one), or null once ended.
-    #[napi]
-    pub async fn next(&self, max: u32) -> napi::Result<Option<Batch>> {
-        Ok(self.feed.next(max as usize, |w, e| w.status_event(e)).await)
+    /// Calls `callback` with each batch of status events, then with null
+    /// once they end. Unlike a pending `next()` of a subscription, this
+    /// does not keep the process alive: watching the state is not a reason
+    /// for a program to go on.
+    #[napi(ts_args_type = "callback: (batch: Batch | null) => void")]
+    pub fn listen(&self, callback: Function<'_, Option<Batch>, ()>) -> napi::Result<()> {
+        let tsfn = callback
+            .build_threadsafe_function::<Option<Batch>>()
+            .callee_handled::<false>()
+            .weak::<true>()
+            .build()?;
+        let feed = Arc::clone(&self.feed);
+        napi::bindgen_prelude::within_runtime_if_available(|| {
+            tokio::spawn(async move {
+                loop {
+                    let batch = feed.next(STATUS_BATCH, |w, e| w.status_event(e)).await;
+                    let ended = batch.is_none();
+                    tsfn.call(batch, ThreadsafeFunctionCallMode::NonBlocking);
+                    if ended {
+                        break;
+                    }
+                }
+            })
+        });
+        Ok(())
     }
 
     #[napi]
