@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use livegate_client::{
-    Client, ClientBuilder, ClientError, EventStream, Subscription, SubscriptionEvent,
+    Client, ClientBuilder, ClientError, EventStream, Subscription, SubscriptionEvent, TlsOptions,
 };
 use livegate_core::client::{State, TransportKind};
 use livegate_core::Encoding;
@@ -25,6 +25,27 @@ pub struct RawClient {
     url: String,
 }
 
+/// The `ca_file=` and `pin_sha256=` arguments of clients and publishers.
+pub fn tls_options(
+    ca_file: Option<std::path::PathBuf>,
+    pin_sha256: Option<&str>,
+) -> PyResult<TlsOptions> {
+    let pin_sha256 = match pin_sha256 {
+        Some(hex) => Some(livegate_client::tls::parse_sha256_hex(hex).ok_or_else(|| {
+            error(
+                Kind::Argument,
+                "invalid",
+                format!("pin_sha256 must be 64 hex characters, not {hex:?}"),
+            )
+        })?),
+        None => None,
+    };
+    Ok(TlsOptions {
+        ca_file,
+        pin_sha256,
+    })
+}
+
 pub fn parse_encoding(name: &str) -> PyResult<Encoding> {
     match name {
         "msgpack" => Ok(Encoding::Msgpack),
@@ -40,7 +61,7 @@ pub fn parse_encoding(name: &str) -> PyResult<Encoding> {
 #[pymethods]
 impl RawClient {
     #[new]
-    #[pyo3(signature = (url, transports, encoding, token, api_key, backoff, topics, webtransport_insecure, webtransport_cert_hash, settings))]
+    #[pyo3(signature = (url, transports, encoding, token, api_key, backoff, topics, webtransport_insecure, webtransport_cert_hash, settings, ca_file=None, pin_sha256=None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         url: String,
@@ -53,9 +74,13 @@ impl RawClient {
         webtransport_insecure: bool,
         webtransport_cert_hash: Option<String>,
         settings: Vec<(String, f64)>,
+        ca_file: Option<std::path::PathBuf>,
+        pin_sha256: Option<String>,
     ) -> PyResult<Self> {
         let encoding = parse_encoding(encoding)?;
-        let mut builder = ClientBuilder::new(url.clone()).encoding(encoding);
+        let mut builder = ClientBuilder::new(url.clone())
+            .encoding(encoding)
+            .tls(tls_options(ca_file, pin_sha256.as_deref())?);
         if let Some(names) = transports {
             let mut kinds = Vec::with_capacity(names.len());
             for name in &names {

@@ -8,7 +8,7 @@ use livegate_core::Encoding;
 use pyo3::prelude::*;
 
 use crate::blocking::{timeout_arg, wait};
-use crate::client::parse_encoding;
+use crate::client::{parse_encoding, tls_options};
 use crate::convert::to_payload;
 use crate::errors::{error, from_client, Kind};
 use crate::types::Ack;
@@ -22,8 +22,15 @@ pub struct RawPublisher {
 #[pymethods]
 impl RawPublisher {
     #[new]
-    #[pyo3(signature = (url, api_key=None, timeout=15.0, encoding="json"))]
-    fn new(url: &str, api_key: Option<String>, timeout: f64, encoding: &str) -> PyResult<Self> {
+    #[pyo3(signature = (url, api_key=None, timeout=15.0, encoding="json", ca_file=None, pin_sha256=None))]
+    fn new(
+        url: &str,
+        api_key: Option<String>,
+        timeout: f64,
+        encoding: &str,
+        ca_file: Option<std::path::PathBuf>,
+        pin_sha256: Option<String>,
+    ) -> PyResult<Self> {
         let timeout = timeout_arg(Some(timeout))?.unwrap_or(Duration::from_secs(15));
         if timeout.is_zero() {
             return Err(error(
@@ -32,7 +39,10 @@ impl RawPublisher {
                 "timeout must be more than 0 seconds",
             ));
         }
-        let mut inner = Publisher::new(url).map_err(from_client)?.timeout(timeout);
+        let tls = tls_options(ca_file, pin_sha256.as_deref())?;
+        let mut inner = Publisher::with_tls(url, &tls)
+            .map_err(from_client)?
+            .timeout(timeout);
         if let Some(k) = api_key {
             inner = inner.api_key(k);
         }

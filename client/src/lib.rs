@@ -20,9 +20,11 @@
 mod driver;
 pub mod http;
 mod publisher;
+pub mod tls;
 pub mod transport;
 
 pub use publisher::Publisher;
+pub use tls::TlsOptions;
 
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -66,6 +68,9 @@ pub enum ClientError {
     /// The request was not valid (bad topic name, full offline queue, ...).
     #[error("{0}")]
     Invalid(String),
+    /// The TLS settings cannot be used (unreadable CA file, bad pin).
+    #[error("TLS: {0}")]
+    Tls(String),
     /// No tokio runtime to run on.
     #[error("the client needs a tokio runtime: call connect() inside one")]
     NoRuntime,
@@ -131,10 +136,13 @@ pub struct ClientBuilder {
     api_key: Option<String>,
     topics: Vec<String>,
     wt: transport::WtOptions,
+    tls: TlsOptions,
 }
 
 impl ClientBuilder {
-    /// A client of the gateway at `url` (`http://host:port`).
+    /// A client of the gateway at `url`: `http://host:port`, or
+    /// `https://host[:port]` for a gateway behind TLS (`ws://`, `wss://`
+    /// work too); a path is the gateway's prefix.
     pub fn new(url: impl Into<String>) -> Self {
         Self {
             url: url.into(),
@@ -143,6 +151,7 @@ impl ClientBuilder {
             api_key: None,
             topics: Vec::new(),
             wt: transport::WtOptions::default(),
+            tls: TlsOptions::default(),
         }
     }
 
@@ -157,6 +166,30 @@ impl ClientBuilder {
     /// than trusting the one the gateway serves at `/wt/cert-hash`.
     pub fn webtransport_cert_hash(mut self, sha256_hex: impl Into<String>) -> Self {
         self.wt.cert_hash = Some(sha256_hex.into());
+        self
+    }
+
+    /// Trust the CAs of this PEM file too, besides the system's roots, for
+    /// `https://` gateways.
+    pub fn tls_ca_file(mut self, path: impl Into<std::path::PathBuf>) -> Self {
+        self.tls.ca_file = Some(path.into());
+        self
+    }
+
+    /// Accept exactly the `https://` gateway certificate with this SHA-256
+    /// (64 hex characters, `:` separators allowed), whoever issued it.
+    pub fn tls_pin_sha256(mut self, sha256_hex: &str) -> Result<Self, ClientError> {
+        self.tls.pin_sha256 = Some(tls::parse_sha256_hex(sha256_hex).ok_or_else(|| {
+            ClientError::Tls(format!(
+                "bad certificate SHA-256 {sha256_hex:?}: expected 64 hex characters"
+            ))
+        })?);
+        Ok(self)
+    }
+
+    /// All TLS settings at once.
+    pub fn tls(mut self, options: TlsOptions) -> Self {
+        self.tls = options;
         self
     }
 
@@ -226,7 +259,7 @@ impl ClientBuilder {
     }
 
     fn start(self, listeners: Vec<Listener>) -> Result<Client, ClientError> {
-        let endpoint = Endpoint::parse(&self.url)?;
+        let endpoint = Endpoint::new(&self.url, &self.tls)?;
         if self.config.transports.is_empty() {
             return Err(ClientError::Invalid("no transport to use".into()));
         }

@@ -12,13 +12,15 @@ use livegate_core::protocol::Position;
 use livegate_core::Payload;
 
 use super::http::{self, Endpoint};
-use super::{Ack, ClientError};
+use super::{Ack, ClientError, TlsOptions};
 
 /// How long one HTTP publish may take before it counts as lost (and is retried).
 pub(super) const HTTP_PUBLISH_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// Publishes over HTTP with the gateway's API key. Each publish carries a
 /// fresh msg_id, so a retry after a lost answer is published once.
+/// Publishes reuse kept-alive connections (as many as are in flight at
+/// once), so a steady stream of publishes does not open a socket each.
 ///
 /// ```no_run
 /// # async fn demo() -> Result<(), livegate_client::ClientError> {
@@ -42,12 +44,18 @@ pub struct Publisher {
 }
 
 impl Publisher {
-    /// A publisher to the gateway at `url` (`http://host:port`).
+    /// A publisher to the gateway at `url` (`http://host:port`, or
+    /// `https://` with the system's roots).
     pub fn new(url: &str) -> Result<Self, ClientError> {
+        Self::with_tls(url, &TlsOptions::default())
+    }
+
+    /// A publisher to the gateway at `url` with these TLS settings.
+    pub fn with_tls(url: &str, tls: &TlsOptions) -> Result<Self, ClientError> {
         let mut seed = [0u8; 8];
         let _ = getrandom::fill(&mut seed);
         Ok(Self {
-            endpoint: Endpoint::parse(url)?,
+            endpoint: Endpoint::new(url, tls)?,
             api_key: None,
             timeout: HTTP_PUBLISH_TIMEOUT,
             instance: format!("p{:012x}", u64::from_le_bytes(seed) & 0xffff_ffff_ffff),
@@ -168,10 +176,7 @@ pub(super) async fn publish_once(
         .map_err(|e| err("bad_request", e.to_string(), false))?;
     let io = |e: ClientError| err("io", e.to_string(), true);
     let answer = tokio::time::timeout(timeout, async {
-        let res = http::send(endpoint, req).await.map_err(io)?;
-        let status = res.status();
-        let bytes = http::body_bytes(res, 64 * 1024).await.map_err(io)?;
-        Ok::<_, HttpPublishError>((status, bytes))
+        http::request(endpoint, req, 64 * 1024).await.map_err(io)
     })
     .await
     .map_err(|_| {

@@ -94,7 +94,12 @@ pub async fn websocket(
         .read_buffer_size(4096)
         .max_message_size(Some(MAX_FRAME))
         .max_frame_size(Some(MAX_FRAME));
-    let mut ws = match tokio_tungstenite::connect_async_with_config(req, Some(config), true).await {
+    let stream = match open.endpoint.connect().await {
+        Ok(s) => s,
+        Err(e) => return open.report(TransportEvent::Failed(e.to_string())),
+    };
+    let mut ws = match tokio_tungstenite::client_async_with_config(req, stream, Some(config)).await
+    {
         Ok((ws, _)) => ws,
         Err(e) => return open.report(TransportEvent::Failed(e.to_string())),
     };
@@ -139,14 +144,13 @@ async fn probe(open: Open) {
         Ok(r) => r,
         Err(e) => return open.report(TransportEvent::Failed(e)),
     };
-    match http::send(&open.endpoint, req).await {
-        Ok(res) if res.status().is_success() => {
+    match http::request(&open.endpoint, req, 64 * 1024).await {
+        Ok((status, _)) if status.is_success() => {
             open.report(TransportEvent::Opened);
             std::future::pending::<()>().await;
         }
-        Ok(res) => open.report(TransportEvent::Failed(format!(
-            "the gateway's /health answered HTTP {}",
-            res.status()
+        Ok((status, _)) => open.report(TransportEvent::Failed(format!(
+            "the gateway's /health answered HTTP {status}"
         ))),
         Err(e) => open.report(TransportEvent::Failed(e.to_string())),
     }
@@ -235,10 +239,7 @@ pub async fn poll(open: Open) {
         let path = format!("{}?{}", open.endpoint.path("/poll"), q.join("&"));
         let result = tokio::time::timeout(request_timeout, async {
             let req = open.get(&path).map_err(super::ClientError::Io)?;
-            let res = http::send(&open.endpoint, req).await?;
-            let status = res.status();
-            let body = http::body_bytes(res, MAX_FRAME).await?;
-            Ok::<_, super::ClientError>((status, body))
+            http::request(&open.endpoint, req, MAX_FRAME).await
         })
         .await;
         let (status, body) = match result {
@@ -397,26 +398,10 @@ struct WtInfo {
     hash: String,
 }
 
-fn parse_hash(hex: &str) -> Option<[u8; 32]> {
-    let hex = hex.trim();
-    if hex.len() != 64 {
-        return None;
-    }
-    let mut out = [0u8; 32];
-    for (i, b) in out.iter_mut().enumerate() {
-        *b = u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok()?;
-    }
-    Some(out)
-}
-
 /// Asks the gateway where WebTransport listens and which certificate it uses.
 async fn discover(open: &Open) -> Result<WtInfo, String> {
     let req = open.get(&open.endpoint.path("/wt/cert-hash"))?;
-    let res = http::send(&open.endpoint, req)
-        .await
-        .map_err(|e| e.to_string())?;
-    let status = res.status();
-    let body = http::body_bytes(res, 64 * 1024)
+    let (status, body) = http::request(&open.endpoint, req, 64 * 1024)
         .await
         .map_err(|e| e.to_string())?;
     if status != hyper::StatusCode::OK {
@@ -447,7 +432,7 @@ pub async fn webtransport(
         builder.with_no_cert_validation().build()
     } else {
         let wanted = options.cert_hash.as_deref().unwrap_or(&info.hash);
-        let Some(hash) = parse_hash(wanted) else {
+        let Some(hash) = crate::tls::parse_sha256_hex(wanted) else {
             return open.report(TransportEvent::Failed(format!(
                 "bad certificate hash {wanted:?}: expected 64 hex characters"
             )));

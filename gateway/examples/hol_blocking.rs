@@ -7,11 +7,10 @@
 //! (it starts its own gateway on loopback and stops it by pid);
 //! `HOL_BIG_EVERY_MS` sets how often the heavy topic publishes (default 200).
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use futures_util::StreamExt;
+use livegate::process::GatewayProcess;
 use livegate_client::{ClientBuilder, SubscriptionEvent};
 use livegate_core::client::TransportKind;
 use livegate_core::Payload;
@@ -108,30 +107,8 @@ async fn main() -> anyhow::Result<()> {
         .and_then(|p| p.parent())
         .map(|p| p.join("livegate"))
         .ok_or_else(|| anyhow::anyhow!("cannot find the livegate binary next to this example"))?;
-    let mut gw = Command::new(bin)
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--no-system-publisher",
-            "--log",
-            "warn",
-            "--max-frame-bytes",
-            "8388608",
-        ])
-        .stdout(Stdio::piped())
-        .spawn()?;
-    let mut line = String::new();
-    BufReader::new(
-        gw.stdout
-            .take()
-            .ok_or_else(|| anyhow::anyhow!("no stdout"))?,
-    )
-    .read_line(&mut line)?;
-    let url = line
-        .trim()
-        .trim_start_matches("livegate listening on ")
-        .to_owned();
+    let mut gw = GatewayProcess::start(&bin, ["--max-frame-bytes", "8388608"])?;
+    let url = gw.url();
     // HOL_BIG_EVERY_MS: how often the heavy topic publishes 2 MiB (default 200).
     let big_every_ms = std::env::var("HOL_BIG_EVERY_MS")
         .ok()
@@ -153,9 +130,6 @@ async fn main() -> anyhow::Result<()> {
             l.last().copied().unwrap_or(0) as f64 / 1000.0
         );
     }
-    let _ = Command::new("kill")
-        .args(["-TERM", &gw.id().to_string()])
-        .status();
-    let _ = gw.wait();
+    gw.terminate(Duration::from_secs(5))?;
     Ok(())
 }

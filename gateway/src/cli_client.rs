@@ -2,6 +2,7 @@
 //! like `nats sub` / `nats pub`. One JSON object per line on stdout.
 
 use std::io::Write;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
@@ -42,7 +43,7 @@ pub enum EncodingArg {
 /// Connection options shared by `sub` and `pub`.
 #[derive(Args, Debug)]
 pub struct ConnectArgs {
-    /// The gateway's HTTP URL.
+    /// The gateway's URL: http://HOST:PORT, or https://HOST[:PORT] behind a TLS proxy.
     #[arg(long, env = "LIVEGATE_URL", default_value = "http://127.0.0.1:8080")]
     url: String,
     /// Transport, or `auto` for the fallback order.
@@ -71,6 +72,12 @@ pub struct ConnectArgs {
     /// the gateway serves.
     #[arg(long)]
     cert_hash: Option<String>,
+    /// For an https:// URL: trust the CAs of this PEM file too, besides the system's roots.
+    #[arg(long, env = "LIVEGATE_CA_FILE")]
+    ca_file: Option<PathBuf>,
+    /// For an https:// URL: accept exactly the certificate with this SHA-256 (hex), whoever issued it.
+    #[arg(long)]
+    pin_sha256: Option<String>,
 }
 
 impl ConnectArgs {
@@ -110,6 +117,12 @@ impl ConnectArgs {
         }
         if let Some(h) = &self.cert_hash {
             b = b.webtransport_cert_hash(h);
+        }
+        if let Some(path) = &self.ca_file {
+            b = b.tls_ca_file(path);
+        }
+        if let Some(pin) = &self.pin_sha256 {
+            b = b.tls_pin_sha256(pin)?;
         }
         Ok(b.webtransport_insecure(self.insecure))
     }

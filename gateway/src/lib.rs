@@ -8,6 +8,7 @@ pub mod broker;
 pub mod close;
 pub mod config;
 pub mod hub;
+pub mod process;
 pub mod server;
 pub mod stats;
 pub mod system;

@@ -141,13 +141,23 @@ impl ServeArgs {
     }
 }
 
-fn main() -> anyhow::Result<()> {
+fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    match cli.command {
+    let result = match cli.command {
         Command::Serve(args) => serve(args),
         Command::Sub(args) => client_command(cli_client::sub(args)),
         Command::Pub(args) => client_command(cli_client::publish(args)),
         Command::Bench(args) => client_command(cli_bench::run(args)),
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            // One line with the causes (`{:#}`): returning the error from
+            // main would print its Debug form, a backtrace included
+            // whenever RUST_BACKTRACE is set.
+            let _ = writeln!(std::io::stderr(), "livegate: error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
     }
 }
 

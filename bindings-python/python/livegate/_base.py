@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Iterable, List, Optional, Sequence, Tuple, Union
 
 from . import _options
@@ -28,6 +29,8 @@ class ClientBase:
         offline_queue: Optional[int] = None,
         webtransport_insecure: bool = False,
         webtransport_cert_hash: Optional[str] = None,
+        ca_file: Union[None, str, "os.PathLike[str]"] = None,
+        pin_sha256: Optional[str] = None,
     ) -> None:
         settings: List[Tuple[str, float]] = []
         for name, value in (
@@ -49,6 +52,8 @@ class ClientBase:
             webtransport_insecure,
             webtransport_cert_hash,
             settings,
+            ca_file,
+            pin_sha256,
         )
         self._closed = False
 

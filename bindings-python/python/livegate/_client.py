@@ -48,7 +48,9 @@ class Client(ClientBase):
     tries the better ones again, default 60), ``offline_queue`` (publishes
     kept while disconnected, default 1000), ``webtransport_cert_hash`` /
     ``webtransport_insecure`` (certificate pinning; by default the gateway's
-    ``/wt/cert-hash`` is trusted).
+    ``/wt/cert-hash`` is trusted). For an ``https://`` gateway (behind a TLS
+    proxy) the system's roots are trusted; ``ca_file`` (a PEM file) adds
+    CAs, ``pin_sha256`` accepts exactly the certificate with that SHA-256.
 
     >>> async with livegate.Client("http://127.0.0.1:8080") as client:
     ...     async for pub in client.subscribe("metrics.cpu"):

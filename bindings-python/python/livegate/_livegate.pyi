@@ -129,6 +129,8 @@ class RawClient:
         webtransport_insecure: bool,
         webtransport_cert_hash: Optional[str],
         settings: Sequence[Tuple[str, float]],
+        ca_file: Optional[str] = None,
+        pin_sha256: Optional[str] = None,
     ) -> "RawClient": ...
     @property
     def state(self) -> str: ...
@@ -162,6 +164,8 @@ class RawPublisher:
         api_key: Optional[str] = None,
         timeout: float = 15.0,
         encoding: str = "json",
+        ca_file: Optional[str] = None,
+        pin_sha256: Optional[str] = None,
     ) -> "RawPublisher": ...
     def publish(self, topic: str, data: Any, event: Optional[str] = None) -> Awaitable[Ack]: ...
     def publish_blocking(self, topic: str, data: Any, event: Optional[str] = None) -> Ack: ...

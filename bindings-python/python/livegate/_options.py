@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any, Iterable, List, Optional, Sequence, Tuple, Union
 
 from ._livegate import RawClient
@@ -61,6 +62,8 @@ def raw_client(
     webtransport_insecure: Any,
     webtransport_cert_hash: Any,
     settings: Sequence[Tuple[str, float]] = (),
+    ca_file: Any = None,
+    pin_sha256: Any = None,
 ) -> RawClient:
     _check_str("url", url)
     names: Optional[List[str]]
@@ -109,4 +112,19 @@ def raw_client(
         bool(webtransport_insecure),
         webtransport_cert_hash,
         list(settings),
+        *tls(ca_file, pin_sha256),
     )
+
+
+def tls(ca_file: Any, pin_sha256: Any) -> Tuple[Optional[str], Optional[str]]:
+    """Checks the TLS options of clients and publishers (``https://`` gateways)."""
+    if ca_file is not None:
+        try:
+            ca_file = os.fspath(ca_file)
+        except TypeError:
+            raise ArgumentError(
+                f"ca_file must be a path, not {type(ca_file).__name__}", "invalid"
+            ) from None
+        _check_str("ca_file", ca_file)
+    _check_str("pin_sha256", pin_sha256, optional=True)
+    return ca_file, pin_sha256

@@ -11,10 +11,9 @@ pub mod peer;
 mod procfs;
 pub mod report;
 
-use std::io::{BufRead, BufReader};
+use std::ffi::OsStr;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -22,11 +21,12 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use futures_util::stream::FuturesUnordered;
 use futures_util::StreamExt;
 use hdrhistogram::Histogram;
+use livegate_client::{ClientBuilder, SubscriptionEvent};
 use livegate_core::client::TransportKind;
 use livegate_core::{Encoding, Payload};
 use serde::Serialize;
 
-use livegate_client::{ClientBuilder, SubscriptionEvent};
+use crate::process::GatewayProcess;
 
 /// Why a benchmark cannot run.
 #[derive(Debug, thiserror::Error)]
@@ -212,8 +212,10 @@ impl BenchConfig {
 
 /// A gateway process started for one variant, stopped (by pid) on drop.
 struct Spawned {
-    child: Child,
+    process: GatewayProcess,
     url: String,
+    // Dropped after the process (fields drop in order): the config is gone
+    // only once the gateway that reads it is.
     _dir: TempDir,
 }
 
@@ -222,13 +224,6 @@ struct TempDir(PathBuf);
 impl Drop for TempDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-impl Drop for Spawned {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -247,48 +242,13 @@ fn spawn_gateway(binary: &PathBuf) -> Result<Spawned, BenchError> {
         "queue_size = 65536\n[[namespaces]]\nprefix = \"bench.\"\nclient_publish = true\nhistory_size = 100000\n",
     )
     .map_err(|e| BenchError::Gateway(e.to_string()))?;
-    let mut child = Command::new(binary)
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--no-system-publisher",
-            "--log",
-            "warn",
-            "--config",
-        ])
-        .arg(&config)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .map_err(|e| BenchError::Gateway(format!("cannot start {}: {e}", binary.display())))?;
-    let Some(stdout) = child.stdout.take() else {
-        let _ = child.kill();
-        return Err(BenchError::Gateway("no stdout".into()));
-    };
-    let mut line = String::new();
-    let read = BufReader::new(stdout).read_line(&mut line);
-    let url = match read {
-        Ok(_) => line
-            .trim()
-            .strip_prefix("livegate listening on ")
-            .map(str::to_owned),
-        Err(_) => None,
-    };
-    match url {
-        Some(url) => Ok(Spawned {
-            child,
-            url,
-            _dir: dir,
-        }),
-        None => {
-            let _ = child.kill();
-            let _ = child.wait();
-            Err(BenchError::Gateway(format!(
-                "unexpected first line {line:?}"
-            )))
-        }
-    }
+    let process = GatewayProcess::start(binary, [OsStr::new("--config"), config.as_os_str()])
+        .map_err(|e| BenchError::Gateway(e.to_string()))?;
+    Ok(Spawned {
+        url: process.url(),
+        process,
+        _dir: dir,
+    })
 }
 
 fn now_us() -> u64 {
@@ -414,7 +374,7 @@ async fn run_variant(
             "{url} does not answer GET /api/stats: is a livegate gateway running there?"
         )));
     }
-    let pid = spawned.as_ref().map(|s| s.child.id());
+    let pid = spawned.as_ref().map(|s| s.process.pid());
     let topic = format!("bench.{}", crate::hub::random_token(8));
 
     // Subscribers.
@@ -580,7 +540,7 @@ async fn run_variant(
 /// per connection.
 async fn idle_memory(config: &BenchConfig) -> Result<Option<f64>, BenchError> {
     let spawned = spawn_gateway(&config.binary)?;
-    let pid = spawned.child.id();
+    let pid = spawned.process.pid();
     let url = format!("{}/ws", spawned.url.replacen("http://", "ws://", 1));
     // Let the gateway settle before the baseline.
     tokio::time::sleep(Duration::from_millis(200)).await;

@@ -8,65 +8,34 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::time::Duration;
 
-/// A `livegate serve` process.
+use livegate::process::GatewayProcess;
+
+/// A `livegate serve` process (stopped by pid when dropped).
 pub struct Gateway {
-    child: Child,
+    process: GatewayProcess,
     /// `127.0.0.1:PORT`.
     pub addr: String,
-    // Kept open: the gateway may still write to stdout.
-    _stdout: BufReader<ChildStdout>,
 }
 
 impl Gateway {
     /// Starts `livegate serve --listen 127.0.0.1:0 --no-system-publisher ARGS`.
     pub fn start(extra: &[String]) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_livegate"))
-            .args([
-                "serve",
-                "--listen",
-                "127.0.0.1:0",
-                "--no-system-publisher",
-                "--log",
-                "warn",
-            ])
-            .args(extra)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start livegate");
-        let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
-        let mut first = String::new();
-        stdout.read_line(&mut first).expect("first line");
-        let addr = first
-            .trim()
-            .strip_prefix("livegate listening on http://")
-            .unwrap_or_else(|| panic!("unexpected first line {first:?}"))
-            .to_owned();
-        Self {
-            child,
-            addr,
-            _stdout: stdout,
-        }
+        let process = GatewayProcess::start(Path::new(env!("CARGO_BIN_EXE_livegate")), extra)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let addr = process.addr().to_owned();
+        Self { process, addr }
     }
 
     /// `http://127.0.0.1:PORT`.
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        self.process.url()
     }
 
     /// SIGTERM, then waits (at most 5 s) for the exit status.
     pub fn terminate(&mut self) -> std::process::ExitStatus {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        for _ in 0..100 {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                return status;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.child.kill();
-        panic!("gateway did not stop within 5 s of SIGTERM");
+        self.process
+            .terminate(Duration::from_secs(5))
+            .unwrap_or_else(|e| panic!("{e}"))
     }
 
     /// A blocking HTTP/1.1 request; returns status and body.
@@ -77,13 +46,6 @@ impl Gateway {
     /// `POST` with a JSON body.
     pub fn post(&self, path: &str, body: &str) -> (u16, String) {
         self.request("POST", path, body)
-    }
-}
-
-impl Drop for Gateway {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -128,6 +90,16 @@ fn bin_dir() -> PathBuf {
 impl FaultProxy {
     /// Starts the proxy in front of `upstream`.
     pub fn start(upstream: &str) -> Self {
+        Self::spawn(upstream, &[])
+    }
+
+    /// Starts the proxy in front of `upstream` as a TLS terminator whose
+    /// certificate (for 127.0.0.1) comes from a test CA written to `ca_out`.
+    pub fn start_tls(upstream: &str, ca_out: &Path) -> Self {
+        Self::spawn(upstream, &["--tls-ca-out".as_ref(), ca_out.as_os_str()])
+    }
+
+    fn spawn(upstream: &str, extra: &[&std::ffi::OsStr]) -> Self {
         let bin = bin_dir().join("livegate-faultproxy");
         assert!(
             bin.exists(),
@@ -136,6 +108,7 @@ impl FaultProxy {
         );
         let mut child = Command::new(bin)
             .args(["--listen", "127.0.0.1:0", "--upstream", upstream])
+            .args(extra)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())

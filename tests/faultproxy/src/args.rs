@@ -2,19 +2,24 @@
 
 use std::ffi::OsString;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
 
 pub const USAGE: &str = "\
-usage: livegate-faultproxy [--listen 127.0.0.1:0] --upstream 127.0.0.1:PORT
+usage: livegate-faultproxy [--listen 127.0.0.1:0] --upstream 127.0.0.1:PORT [--tls-ca-out FILE]
 
 Fault-injecting TCP proxy for livegate client conformance tests.
 Both addresses must be loopback (127.0.0.0/8, ::1 or localhost).
 Prints `faultproxy listening on ADDR` on stdout, then reads one control
-command per line on stdin (see tests/faultproxy/README.md); exits on EOF.";
+command per line on stdin (see tests/faultproxy/README.md); exits on EOF.
+With --tls-ca-out it terminates TLS with a certificate for 127.0.0.1 and
+localhost from a test CA made at start, whose PEM it writes to FILE.";
 
 #[derive(Debug, PartialEq, Eq)]
 pub struct Args {
     pub listen: SocketAddr,
     pub upstream: SocketAddr,
+    /// Terminate TLS, and write the test CA's certificate here.
+    pub tls_ca_out: Option<PathBuf>,
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -30,6 +35,7 @@ where
 {
     let mut listen: Option<SocketAddr> = None;
     let mut upstream: Option<SocketAddr> = None;
+    let mut tls_ca_out: Option<PathBuf> = None;
     let mut it = args.into_iter();
     while let Some(raw) = it.next() {
         let arg = raw
@@ -39,19 +45,29 @@ where
             Some((f, v)) if f.starts_with("--") => (f.to_string(), Some(v.to_string())),
             _ => (arg.clone(), None),
         };
-        let slot = match flag.as_str() {
-            "-h" | "--help" => return Ok(Parsed::Help),
-            "--listen" => &mut listen,
-            "--upstream" => &mut upstream,
-            _ => return Err(format!("unknown argument `{arg}`")),
-        };
+        if flag == "-h" || flag == "--help" {
+            return Ok(Parsed::Help);
+        }
         let value = match inline_value {
             Some(v) => v,
             None => it
                 .next()
-                .ok_or_else(|| format!("{flag} needs a value (HOST:PORT)"))?
+                .ok_or_else(|| format!("{flag} needs a value"))?
                 .into_string()
                 .map_err(|v| format!("value {v:?} of {flag} is not valid UTF-8"))?,
+        };
+        let slot = match flag.as_str() {
+            "--listen" => &mut listen,
+            "--upstream" => &mut upstream,
+            "--tls-ca-out" if tls_ca_out.is_some() => {
+                return Err(format!("{flag} given more than once"))
+            }
+            "--tls-ca-out" if value.is_empty() => return Err(format!("{flag} needs a file")),
+            "--tls-ca-out" => {
+                tls_ca_out = Some(PathBuf::from(value));
+                continue;
+            }
+            _ => return Err(format!("unknown argument `{arg}`")),
         };
         if slot.is_some() {
             return Err(format!("{flag} given more than once"));
@@ -61,7 +77,11 @@ where
     }
     let upstream = upstream.ok_or_else(|| "--upstream HOST:PORT is required".to_string())?;
     let listen = listen.unwrap_or(SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0));
-    Ok(Parsed::Run(Args { listen, upstream }))
+    Ok(Parsed::Run(Args {
+        listen,
+        upstream,
+        tls_ca_out,
+    }))
 }
 
 /// Parses `IP:PORT`, `[IPv6]:PORT` or `localhost:PORT` and refuses anything
@@ -102,6 +122,7 @@ mod tests {
         let want = Parsed::Run(Args {
             listen: "127.0.0.1:0".parse().unwrap(),
             upstream: "127.0.0.1:8080".parse().unwrap(),
+            tls_ca_out: None,
         });
         assert_eq!(
             p(&["--listen", "127.0.0.1:0", "--upstream", "127.0.0.1:8080"]),
@@ -113,6 +134,11 @@ mod tests {
         assert_eq!(a.upstream, "[::1]:9".parse().unwrap());
         assert_eq!(a.listen, "127.0.0.1:0".parse().unwrap());
         assert_eq!(p(&["--help"]), Ok(Parsed::Help));
+        let Ok(Parsed::Run(a)) = p(&["--upstream=127.0.0.1:9", "--tls-ca-out", "/tmp/ca.pem"])
+        else {
+            panic!("should parse");
+        };
+        assert_eq!(a.tls_ca_out, Some(PathBuf::from("/tmp/ca.pem")));
     }
 
     #[test]
@@ -129,6 +155,14 @@ mod tests {
             &["--upstream", "127.0.0.1:1", "--upstream", "127.0.0.1:2"],
             &["--upstream", "127.0.0.1:1", "--verbose"],
             &["--upstream", "127.0.0.1"],
+            &["--upstream", "127.0.0.1:1", "--tls-ca-out"],
+            &["--upstream", "127.0.0.1:1", "--tls-ca-out="],
+            &[
+                "--upstream",
+                "127.0.0.1:1",
+                "--tls-ca-out=a",
+                "--tls-ca-out=b",
+            ],
         ] {
             assert!(p(bad).is_err(), "{bad:?} should be rejected");
         }

@@ -6,6 +6,7 @@ mod conn;
 mod control;
 mod head;
 mod state;
+mod tls;
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -48,12 +49,22 @@ fn run(args: args::Args) -> anyhow::Result<()> {
         .build()
         .context("starting the tokio runtime")?;
     rt.block_on(async {
-        let listener = TcpListener::bind(args.listen)
+        let public = TcpListener::bind(args.listen)
             .await
             .with_context(|| format!("listening on {}", args.listen))?;
-        let local = listener
-            .local_addr()
-            .context("reading the listen address")?;
+        let local = public.local_addr().context("reading the listen address")?;
+        let listener = match &args.tls_ca_out {
+            None => public,
+            Some(ca_out) => {
+                let acceptor = tls::acceptor(ca_out)?;
+                let inner = TcpListener::bind((std::net::Ipv4Addr::LOCALHOST, 0))
+                    .await
+                    .context("listening on loopback for the TLS terminator")?;
+                let inner_addr = inner.local_addr().context("reading the listen address")?;
+                tokio::spawn(tls::serve(public, inner_addr, acceptor));
+                inner
+            }
+        };
         let state = State::new(args.upstream);
 
         let mut out = tokio::io::stdout();
