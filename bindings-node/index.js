@@ -110,6 +110,17 @@ function decodeBatch(batch) {
   return items;
 }
 
+/** The `tls` option: `{ caFile, pinSha256 }`. */
+function tlsArgs(value) {
+  const tls = checkObject('options.tls', value);
+  for (const key of Object.keys(tls)) {
+    if (key !== 'caFile' && key !== 'pinSha256') {
+      throw new ArgumentError(`unknown TLS option ${JSON.stringify(key)}; they are caFile, pinSha256`, 'invalid');
+    }
+  }
+  return [checkString('options.tls.caFile', tls.caFile, true), checkString('options.tls.pinSha256', tls.pinSha256, true)];
+}
+
 function publishArgs(topic, data, options) {
   checkString('topic', topic);
   const opts = checkObject('options', options);
@@ -266,14 +277,14 @@ class Client extends EventEmitter {
    * A client of the gateway at `url`; it connects, and reconnects, on its own.
    * Options: transports, encoding, token, apiKey, backoff {min, max} (ms),
    * topics, connectTimeout, heartbeatMargin, upgradeProbe (ms), offlineQueue,
-   * webtransportInsecure, webtransportCertHash.
+   * webtransportInsecure, webtransportCertHash, tls {caFile, pinSha256}.
    */
   constructor(url, options) {
     super();
     checkString('url', url);
     const o = checkObject('options', options);
     const known = new Set(['transports', 'encoding', 'token', 'apiKey', 'backoff', 'topics', 'connectTimeout',
-      'heartbeatMargin', 'upgradeProbe', 'offlineQueue', 'webtransportInsecure', 'webtransportCertHash']);
+      'heartbeatMargin', 'upgradeProbe', 'offlineQueue', 'webtransportInsecure', 'webtransportCertHash', 'tls']);
     for (const key of Object.keys(o)) {
       if (!known.has(key)) {
         throw new ArgumentError(`unknown option ${JSON.stringify(key)}; the options are ${[...known].join(', ')}`, 'invalid');
@@ -287,6 +298,7 @@ class Client extends EventEmitter {
       }
       return short;
     });
+    const [tlsCaFile, tlsPinSha256] = tlsArgs(o.tls);
     const backoff = o.backoff == null ? {} : checkObject('options.backoff', o.backoff);
     if (o.webtransportInsecure != null && typeof o.webtransportInsecure !== 'boolean') {
       throw new ArgumentError(`options.webtransportInsecure must be a boolean, not ${describe(o.webtransportInsecure)}`, 'invalid');
@@ -305,6 +317,8 @@ class Client extends EventEmitter {
       offlineQueue: checkNumber('options.offlineQueue', o.offlineQueue),
       webtransportInsecure: o.webtransportInsecure,
       webtransportCertHash: checkString('options.webtransportCertHash', o.webtransportCertHash, true),
+      tlsCaFile,
+      tlsPinSha256,
     };
     this.#url = url;
     this.#native = call(() => new native.NativeClient(url, opts));
@@ -407,13 +421,19 @@ class Publisher {
   #native;
   #closed = false;
 
-  /** Publishes over HTTP (`POST /api/publish/{topic}`). Options: apiKey, timeout (ms, default 15000). */
+  /** Publishes over HTTP (`POST /api/publish/{topic}`). Options: apiKey, timeout (ms, default 15000), tls. */
   constructor(url, options) {
     checkString('url', url);
     const o = checkObject('options', options);
     const apiKey = checkString('options.apiKey', o.apiKey, true);
     const timeout = checkNumber('options.timeout', o.timeout);
-    this.#native = call(() => new native.NativePublisher(url, apiKey, timeout));
+    for (const key of Object.keys(o)) {
+      if (!['apiKey', 'timeout', 'tls'].includes(key)) {
+        throw new ArgumentError(`unknown option ${JSON.stringify(key)}; the options are apiKey, timeout, tls`, 'invalid');
+      }
+    }
+    const [caFile, pinSha256] = tlsArgs(o.tls);
+    this.#native = call(() => new native.NativePublisher(url, apiKey, timeout, caFile, pinSha256));
   }
 
   /** Publishes; resolves with the ack. Network errors and 5xx are retried until the timeout. */
@@ -440,7 +460,13 @@ module.exports = {
   ProtocolError,
   ArgumentError,
   PayloadError,
-  version: native.version(),
-  /** The addon itself, for the package's own tests (codec vectors). */
-  _native: native,
+  version: require('./package.json').version,
+  // The addon's own classes and functions (typed at the end of index.d.ts):
+  // what the API above is built on, and the codecs the tests check.
+  NativeClient: native.NativeClient,
+  NativeSubscription: native.NativeSubscription,
+  NativeStatus: native.NativeStatus,
+  NativePublisher: native.NativePublisher,
+  transcodeFrame: native.transcodeFrame,
+  decodePublications: native.decodePublications,
 };

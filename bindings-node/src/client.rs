@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use livegate_client::{Client, ClientBuilder, ClientError, EventStream, Subscription};
+use livegate_client::{Client, ClientBuilder, ClientError, EventStream, Subscription, TlsOptions};
 use livegate_core::client::{State, TransportKind};
 use livegate_core::{Encoding, Payload};
 use napi::bindgen_prelude::{Buffer, Function, PromiseRaw};
@@ -33,6 +33,26 @@ pub struct NativeClientOptions {
     pub offline_queue: Option<f64>,
     pub webtransport_insecure: Option<bool>,
     pub webtransport_cert_hash: Option<String>,
+    /// A PEM file of CAs to trust besides the system's, for `https://`.
+    pub tls_ca_file: Option<String>,
+    /// The `https://` gateway certificate's SHA-256 to accept, in hex.
+    pub tls_pin_sha256: Option<String>,
+}
+
+/// The TLS options of clients and publishers.
+pub fn tls_options(ca_file: Option<String>, pin_sha256: Option<&str>) -> napi::Result<TlsOptions> {
+    let pin_sha256 = match pin_sha256 {
+        Some(hex) => Some(livegate_client::tls::parse_sha256_hex(hex).ok_or_else(|| {
+            invalid(format!(
+                "tls.pinSha256 must be 64 hex characters, not {hex:?}"
+            ))
+        })?),
+        None => None,
+    };
+    Ok(TlsOptions {
+        ca_file: ca_file.map(Into::into),
+        pin_sha256,
+    })
 }
 
 /// Why the state last changed, or the last error.
@@ -77,7 +97,8 @@ impl NativeClient {
     #[napi(constructor)]
     pub fn new(url: String, options: NativeClientOptions) -> napi::Result<Self> {
         let encoding = parse_encoding(options.encoding.as_deref().unwrap_or("json"))?;
-        let mut builder = ClientBuilder::new(url.clone()).encoding(encoding);
+        let tls = tls_options(options.tls_ca_file, options.tls_pin_sha256.as_deref())?;
+        let mut builder = ClientBuilder::new(url.clone()).encoding(encoding).tls(tls);
         if let Some(names) = options.transports {
             let kinds = names
                 .iter()

@@ -57,6 +57,7 @@ pub fn from_client(e: ClientError) -> napi::Error {
         ),
         ClientError::Refused { code, message } => error(Kind::Protocol, &code, message),
         ClientError::Invalid(why) => error(Kind::Argument, "invalid", why),
+        ClientError::Tls(why) => error(Kind::Argument, "tls", format!("TLS: {why}")),
         other => error(Kind::Protocol, "internal", other.to_string()),
     }
 }

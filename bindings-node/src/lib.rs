@@ -55,9 +55,3 @@ pub struct Batch {
     /// Binary payloads referenced from `json`.
     pub binaries: Vec<napi::bindgen_prelude::Buffer>,
 }
-
-/// The package's version (the crate's).
-#[napi]
-pub fn version() -> &'static str {
-    env!("CARGO_PKG_VERSION")
-}

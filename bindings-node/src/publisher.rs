@@ -7,7 +7,7 @@ use livegate_client::Publisher;
 use napi::bindgen_prelude::Buffer;
 use napi_derive::napi;
 
-use crate::client::to_payload;
+use crate::client::{tls_options, to_payload};
 use crate::errors::{from_client, invalid};
 use crate::Ack;
 
@@ -18,10 +18,17 @@ pub struct NativePublisher {
 
 #[napi]
 impl NativePublisher {
-    /// `timeout`: ms a publish may take, retries included.
+    /// `timeout`: ms a publish may take, retries included; `tls_*` as for clients.
     #[napi(constructor)]
-    pub fn new(url: String, api_key: Option<String>, timeout: Option<f64>) -> napi::Result<Self> {
-        let mut inner = Publisher::new(&url).map_err(from_client)?;
+    pub fn new(
+        url: String,
+        api_key: Option<String>,
+        timeout: Option<f64>,
+        tls_ca_file: Option<String>,
+        tls_pin_sha256: Option<String>,
+    ) -> napi::Result<Self> {
+        let tls = tls_options(tls_ca_file, tls_pin_sha256.as_deref())?;
+        let mut inner = Publisher::with_tls(&url, &tls).map_err(from_client)?;
         if let Some(t) = timeout {
             if !t.is_finite() || t <= 0.0 {
                 return Err(invalid(format!(

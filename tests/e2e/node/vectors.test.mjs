@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import livegate from 'livegate';
 
 const VECTORS = JSON.parse(fs.readFileSync(new URL('../../vectors/frames.json', import.meta.url), 'utf8'));
-const native = livegate._native;
+const native = livegate;
 const bytes = (v, enc) => (enc === 'json' ? Buffer.from(v.json) : Buffer.from(v.msgpack_hex, 'hex'));
 
 function decode(batch) {
