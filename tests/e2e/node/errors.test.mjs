@@ -105,55 +105,47 @@ test('a subscription ends when its client closes (for await finishes)', async ()
   }
 });
 
-test('a process exits by itself with a client never closed', async () => {
+/** Runs `script(url)` in a fresh node process against a fresh gateway. */
+async function runAgainstGateway(script) {
   const gw = await gateway();
   try {
-    const r = await runNode(`
-      const { Client } = require('livegate');
-      const client = new Client(${JSON.stringify(gw.url)}, { transports: ['ws'] });
-      client.on('state', (s) => { if (s.state === 'connected') console.log('connected'); });
-      client.connect().then(() => client.publish('node.exit', { n: 1 })).then((ack) => console.log('ack', ack.offset));
-    `);
-    assert.equal(r.code, 0, r.out);
-    assert.match(r.out, /ack 1/);
+    return await runNode(`const { Client } = require('livegate');\n${script(JSON.stringify(gw.url))}`);
   } finally {
     await gw.stop();
   }
+}
+
+test('a process exits by itself with a client never closed', async () => {
+  const r = await runAgainstGateway((url) => `
+    const client = new Client(${url}, { transports: ['ws'] });
+    client.on('state', (s) => { if (s.state === 'connected') console.log('connected'); });
+    client.connect().then(() => client.publish('node.exit', { n: 1 })).then((ack) => console.log('ack', ack.offset));
+  `);
+  assert.equal(r.code, 0, r.out);
+  assert.match(r.out, /ack 1/);
 });
 
 test('process.exit() with a subscription open exits at once', async () => {
-  const gw = await gateway();
-  try {
-    const r = await runNode(`
-      const { Client } = require('livegate');
-      const client = new Client(${JSON.stringify(gw.url)}, { transports: ['ws'] });
-      const sub = client.subscribe('node.exit2');
-      sub.on('subscribed', () => { console.log('live'); process.exit(3); });
-    `);
-    assert.equal(r.code, 3, r.out);
-    assert.match(r.out, /live/);
-  } finally {
-    await gw.stop();
-  }
+  const r = await runAgainstGateway((url) => `
+    const client = new Client(${url}, { transports: ['ws'] });
+    const sub = client.subscribe('node.exit2');
+    sub.on('subscribed', () => { console.log('live'); process.exit(3); });
+  `);
+  assert.equal(r.code, 3, r.out);
+  assert.match(r.out, /live/);
 });
 
 test('close() lets a subscribed process exit', async () => {
-  const gw = await gateway();
-  try {
-    const r = await runNode(`
-      const { Client } = require('livegate');
-      const client = new Client(${JSON.stringify(gw.url)}, { transports: ['ws'] });
-      client.on('state', () => {});
-      (async () => {
-        const sub = client.subscribe('node.exit3');
-        sub.once('subscribed', () => client.close());
-        for await (const _ of sub) {}
-        console.log('ended');
-      })();
-    `);
-    assert.equal(r.code, 0, r.out);
-    assert.match(r.out, /ended/);
-  } finally {
-    await gw.stop();
-  }
+  const r = await runAgainstGateway((url) => `
+    const client = new Client(${url}, { transports: ['ws'] });
+    client.on('state', () => {});
+    (async () => {
+      const sub = client.subscribe('node.exit3');
+      sub.once('subscribed', () => client.close());
+      for await (const _ of sub) {}
+      console.log('ended');
+    })();
+  `);
+  assert.equal(r.code, 0, r.out);
+  assert.match(r.out, /ended/);
 });
