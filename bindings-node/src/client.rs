@@ -94,7 +94,7 @@ pub struct NativeClient {
 
 #[napi]
 impl NativeClient {
-    #[napi(constructor)]
+    #[napi(constructor, catch_unwind)]
     pub fn new(url: String, options: NativeClientOptions) -> napi::Result<Self> {
         let encoding = parse_encoding(options.encoding.as_deref().unwrap_or("json"))?;
         let tls = tls_options(options.tls_ca_file, options.tls_pin_sha256.as_deref())?;
@@ -219,7 +219,7 @@ impl NativeClient {
     }
 
     /// Subscribes now; its events are read with `next()`.
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn subscribe(&self, topic: String) -> napi::Result<NativeSubscription> {
         let sub = self.client.subscribe_now(&topic).map_err(from_client)?;
         Ok(NativeSubscription {
@@ -247,7 +247,7 @@ impl NativeClient {
 
     /// Queues a publish now (keeping call order); resolves with the ack.
     /// `json` is the payload as JSON text; `bytes` a binary payload.
-    #[napi(ts_return_type = "Promise<Ack>")]
+    #[napi(ts_return_type = "Promise<Ack>", catch_unwind)]
     pub fn publish<'env>(
         &self,
         env: &'env Env,

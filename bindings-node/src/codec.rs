@@ -12,7 +12,7 @@ use crate::Batch;
 
 /// Decodes a frame in `source` encoding and encodes it again in `target`;
 /// a frame the decoder refuses throws with the protocol's code.
-#[napi]
+#[napi(catch_unwind)]
 pub fn transcode_frame(
     direction: String,
     source: String,
@@ -44,7 +44,7 @@ pub fn transcode_frame(
 
 /// The publications a server frame carries (a `publication`, or the replay
 /// in `subscribed`), as a batch the way subscriptions hand them over.
-#[napi]
+#[napi(catch_unwind)]
 pub fn decode_publications(encoding: String, data: Buffer) -> napi::Result<Batch> {
     let frame = parse_encoding(&encoding)?
         .decode_server(&data)

@@ -19,7 +19,7 @@ pub struct NativePublisher {
 #[napi]
 impl NativePublisher {
     /// `timeout`: ms a publish may take, retries included; `tls_*` as for clients.
-    #[napi(constructor)]
+    #[napi(constructor, catch_unwind)]
     pub fn new(
         url: String,
         api_key: Option<String>,
