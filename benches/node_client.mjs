@@ -45,9 +45,20 @@ async function runClient(kind, url, durationMs) {
   let firstAt = 0;
   let cpu0 = null;
   let reported = 0;
+  let lastAt = 0;
   let finish;
   const finished = new Promise((r) => { finish = r; });
+  // A client the gateway dropped (a plain `ws` client does not reconnect)
+  // stops receiving: the run ends 3 s after the last publication, and says so.
+  let stalled = false;
+  const watchdog = setInterval(() => {
+    if (count > 0 && performance.now() - lastAt > 3000) {
+      stalled = true;
+      finish();
+    }
+  }, 500);
   const onPublication = () => {
+    lastAt = performance.now();
     if (count === 0) {
       firstAt = performance.now();
       cpu0 = process.cpuUsage();
@@ -87,8 +98,10 @@ async function runClient(kind, url, durationMs) {
     close = () => client.close();
   }
   await finished;
+  clearInterval(watchdog);
   const cpu = process.cpuUsage(cpu0);
-  const seconds = (performance.now() - firstAt) / 1000;
+  const seconds = ((stalled ? lastAt : performance.now()) - firstAt) / 1000;
+  if (stalled) console.error(`${kind}: no publication for 3 s after ${count}; counted up to the last one`);
   process.send({ done: { count, seconds, cpuSeconds: (cpu.user + cpu.system) / 1e6 } });
   await close();
   process.exit(0);
@@ -100,7 +113,9 @@ async function startGateway(bin) {
   const { spawn } = await import('node:child_process');
   const config = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'livegate-bench-')), 'bench.toml');
   fs.writeFileSync(config, '[[namespaces]]\nprefix = "bench."\nhistory_size = 100\nhistory_ttl_secs = 60\nclient_publish = true\n');
-  const child = spawn(bin, ['serve', '--listen', '127.0.0.1:0', '--no-system-publisher', '--no-wt', '--log', 'warn',
+  // A deep per-connection queue (as benches/python_client.py): with --max-lead
+  // below it the gateway never drops a client as a slow consumer.
+  const child = spawn(bin, ['serve', '--listen', '127.0.0.1:0', '--no-system-publisher', '--no-wt', '--log', 'warn', '--queue-size', '16384',
     '--config', config], { stdio: ['ignore', 'pipe', 'inherit'] });
   const first = await new Promise((resolve, reject) => {
     child.stdout.once('data', (d) => resolve(d.toString().split('\n')[0]));
@@ -118,12 +133,19 @@ async function measure(kind, url, { durationMs, size, maxLead }) {
   let done;
   const isReady = new Promise((r) => { ready = r; });
   const result = new Promise((r) => { done = r; });
+  let failed;
+  const crashed = new Promise((_, reject) => { failed = reject; });
   child.on('message', (m) => {
     if (m.ready) ready();
     if (m.received) received = m.received;
     if (m.done) done(m.done);
   });
-  await isReady;
+  child.on('exit', (code) => failed(new Error(`the ${kind} client exited with ${code} before reporting`)));
+  // Never wait for ever: a run takes its duration plus a margin.
+  const late = setTimeout(() => failed(new Error(`the ${kind} client did not report within ${durationMs / 1000 + 60} s`)),
+    durationMs + 60_000);
+  crashed.catch(() => {});
+  await Promise.race([isReady, crashed]);
   // The publisher: pre-encoded publish frames as fast as the gateway takes them.
   const pub = new WebSocket(`${url.replace(/^http/, 'ws')}/ws`, 'livegate.v1.json');
   await new Promise((r) => pub.once('open', r));
@@ -133,7 +155,7 @@ async function measure(kind, url, { durationMs, size, maxLead }) {
   const frame = JSON.stringify({ type: 'publish', topic: TOPIC, data });
   let sent = 0;
   let stopped = false;
-  result.then(() => { stopped = true; });
+  Promise.race([result, crashed]).then(() => { stopped = true; }, () => { stopped = true; });
   while (!stopped) {
     if (sent - received < maxLead && pub.bufferedAmount < 1 << 20) {
       for (let i = 0; i < 100; i++) pub.send(frame);
@@ -143,9 +165,15 @@ async function measure(kind, url, { durationMs, size, maxLead }) {
     }
     if (sent % 10_000 === 0) await new Promise((r) => setImmediate(r));
   }
-  const r = await result;
   pub.terminate();
-  await new Promise((res) => child.once('exit', res));
+  let r;
+  try {
+    r = await Promise.race([result, crashed]);
+  } finally {
+    clearTimeout(late);
+    if (child.exitCode === null) child.kill('SIGKILL');
+  }
+  await new Promise((res) => (child.exitCode !== null || child.signalCode !== null ? res() : child.once('exit', res)));
   return { kind, pubsPerSec: r.count / r.seconds, cpuShare: r.cpuSeconds / r.seconds, pubsPerCpuSec: r.count / r.cpuSeconds, count: r.count };
 }
 
@@ -172,7 +200,9 @@ if (values.role) {
   try {
     for (let round = 0; round < Number(values.repeat); round++) {
       for (const kind of CLIENTS) {
-        runs[kind].push(await measure(kind, gw.url, { durationMs, size: Number(values.size), maxLead: Number(values['max-lead']) }));
+        const r = await measure(kind, gw.url, { durationMs, size: Number(values.size), maxLead: Number(values['max-lead']) });
+        console.error(`round ${round + 1} ${kind}: ${Math.round(r.pubsPerSec)} pubs/s, ${Math.round(r.pubsPerCpuSec)} per CPU-s`);
+        runs[kind].push(r);
       }
     }
   } finally {
