@@ -180,8 +180,11 @@ export declare class NativeClient {
   subscribe(topic: string): NativeSubscription
   /** Status events from now on, read with `next()`. */
   status(): NativeStatus
-  /** Drops the events kept for the first `status()` (nobody asked in time). */
-  dropFirstStatus(): void
+  /**
+   * Drops what was kept for the first `status()` and `subscribe()`s
+   * (nobody asked in time; they would grow for ever).
+   */
+  dropUnclaimed(): void
   /**
    * Queues a publish now (keeping call order); resolves with the ack.
    * `json` is the payload as JSON text; `bytes` a binary payload.

@@ -322,13 +322,12 @@ class Client extends EventEmitter {
     };
     this.#url = url;
     this.#native = call(() => new native.NativeClient(url, opts));
-    // Listeners are attached after the constructor returns: the addon keeps
-    // every event from the start for the first status feed, so they see the
-    // first changes too. Unclaimed by the next turn of the event loop, that
-    // is dropped (it would grow forever).
-    setImmediate(() => {
-      if (!this.#statusPumped) this.#native.dropFirstStatus();
-    }).unref();
+    // Listeners and subscriptions come after the constructor returns: the
+    // addon keeps every event from the start for the first status feed, and
+    // a subscription per `topics` entry for its first subscribe(), so they
+    // miss nothing. What is unclaimed by the next turn of the event loop is
+    // dropped (it would grow for ever).
+    setImmediate(() => this.#native.dropUnclaimed()).unref();
     this.on('newListener', (name) => {
       if (name === 'state' || name === 'status') this.#startStatus();
     });

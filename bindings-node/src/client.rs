@@ -1,5 +1,6 @@
 //! The connection-holding client: subscriptions, status events, publishes.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -90,6 +91,10 @@ pub struct NativeClient {
     /// Every event from the very first, for the first `status()`: a feed
     /// registered later could miss the first changes.
     first: std::sync::Mutex<Option<EventStream>>,
+    /// A subscription per `topics` option, made with the client, for the
+    /// first `subscribe()` of each: one made later may come after the
+    /// topic's `subscribed`, which the driver hands out only once.
+    early: std::sync::Mutex<HashMap<String, Subscription>>,
 }
 
 #[napi]
@@ -139,7 +144,7 @@ impl NativeClient {
             livegate_core::topic::validate_topic(t).map_err(|e| invalid(e.to_string()))?;
         }
         builder = builder
-            .topics(topics)
+            .topics(topics.clone())
             .webtransport_insecure(options.webtransport_insecure.unwrap_or(false));
         if let Some(h) = options.webtransport_cert_hash {
             builder = builder.webtransport_cert_hash(h);
@@ -170,10 +175,16 @@ impl NativeClient {
         let (client, first) =
             napi::bindgen_prelude::within_runtime_if_available(|| builder.connect_with_events())
                 .map_err(from_client)?;
+        let mut early = HashMap::new();
+        for t in topics {
+            let sub = client.subscribe_now(&t).map_err(from_client)?;
+            early.insert(t, sub);
+        }
         Ok(Self {
             client,
             url,
             first: std::sync::Mutex::new(Some(first)),
+            early: std::sync::Mutex::new(early),
         })
     }
 
@@ -221,7 +232,11 @@ impl NativeClient {
     /// Subscribes now; its events are read with `next()`.
     #[napi(catch_unwind)]
     pub fn subscribe(&self, topic: String) -> napi::Result<NativeSubscription> {
-        let sub = self.client.subscribe_now(&topic).map_err(from_client)?;
+        let early = lock(&self.early).remove(&topic);
+        let sub = match early {
+            Some(sub) => sub,
+            None => self.client.subscribe_now(&topic).map_err(from_client)?,
+        };
         Ok(NativeSubscription {
             topic,
             feed: Feed::new(sub),
@@ -239,10 +254,12 @@ impl NativeClient {
         }
     }
 
-    /// Drops the events kept for the first `status()` (nobody asked in time).
+    /// Drops what was kept for the first `status()` and `subscribe()`s
+    /// (nobody asked in time; they would grow for ever).
     #[napi]
-    pub fn drop_first_status(&self) {
+    pub fn drop_unclaimed(&self) {
         drop(self.take_first());
+        lock(&self.early).clear();
     }
 
     /// Queues a publish now (keeping call order); resolves with the ack.
@@ -278,11 +295,12 @@ impl NativeClient {
 
 impl NativeClient {
     fn take_first(&self) -> Option<EventStream> {
-        self.first
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .take()
+        lock(&self.first).take()
     }
+}
+
+fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// A payload from what `index.js` made of the app's value.
