@@ -46,10 +46,8 @@ import asyncio
 import json
 import multiprocessing as mp
 import os
-import re
 import signal
 import socket
-import subprocess
 import sys
 import tempfile
 import threading
@@ -58,8 +56,11 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional
 from urllib.parse import urlsplit
 
+# The gateway process helper shared with the e2e suite.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "e2e"))
+from gateway_process import GatewayProcess  # noqa: E402
+
 CLIENTS = ("websockets", "livegate", "livegate-sync", "livegate-batch")
-LISTEN_RE = re.compile(r"^livegate listening on (http://\S+)$")
 DEFAULT_BIN = Path.home() / ".cache" / "livegate" / "target" / "debug" / "livegate"
 RELEASE_BIN = Path.home() / ".cache" / "livegate" / "target" / "release" / "livegate"
 GATEWAY_CONFIG = """\
@@ -386,15 +387,6 @@ def publish_until(pub, shared, stop: threading.Event, max_lead: int, chunk: int,
 # -- gateway ----------------------------------------------------------------------
 
 
-def _die_with_parent() -> None:  # in the gateway's process, between fork and exec
-    try:
-        import ctypes
-
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except Exception:
-        pass
-
-
 class Gateway:
     def __init__(self, binary: Path, queue_size: int) -> None:
         self.dir = tempfile.TemporaryDirectory(prefix="lg-pybench-")
@@ -402,37 +394,19 @@ class Gateway:
         config.write_text(GATEWAY_CONFIG)
         env = {k: v for k, v in os.environ.items() if not k.startswith("LIVEGATE_")}
         self.log = open(Path(self.dir.name) / "gateway.log", "wb")
-        self.proc = subprocess.Popen(
-            [str(binary), "serve", "--listen", "127.0.0.1:0", "--no-system-publisher", "--no-wt",
-             "--config", str(config), "--queue-size", str(queue_size), "--log", "warn"],
-            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=self.log, env=env,
-            preexec_fn=_die_with_parent)
-        line = self._first_line(15.0)
-        m = LISTEN_RE.match(line)
-        if not m:
-            self.stop()
-            raise SystemExit(f"unexpected first line from {binary}: {line!r}")
-        self.url = m.group(1)
-
-    def _first_line(self, timeout: float) -> str:
-        box: List[str] = []
-        t = threading.Thread(target=lambda: box.append(self.proc.stdout.readline().decode().strip()),
-                             daemon=True)
-        t.start()
-        t.join(timeout)
-        if not box:
-            self.stop()
-            raise SystemExit("the gateway printed nothing within 15 s")
-        return box[0]
+        try:
+            self.process = GatewayProcess(
+                [str(binary), "serve", "--listen", "127.0.0.1:0", "--no-system-publisher", "--no-wt",
+                 "--config", str(config), "--queue-size", str(queue_size), "--log", "warn"],
+                stderr=self.log, env=env)
+        except RuntimeError as e:
+            self.log.close()
+            self.dir.cleanup()
+            raise SystemExit(str(e)) from None
+        self.url = self.process.url
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            os.kill(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                os.kill(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(5)
+        self.process.stop()
         self.log.close()
         self.dir.cleanup()
 

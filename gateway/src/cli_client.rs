@@ -258,8 +258,12 @@ pub async fn publish(mut args: PubArgs) -> anyhow::Result<()> {
             match tokio::time::timeout(timeout, client.publish_event(&topic, event, data)).await {
                 Ok(r) => r.map_err(anyhow::Error::from),
                 Err(_) => Err(anyhow::anyhow!(
-                    "no acknowledgement within {}s: is the gateway at the URL up? (--timeout-secs to wait longer)",
-                    timeout.as_secs()
+                    "no acknowledgement within {}s: is the gateway at the URL up? (--timeout-secs to wait longer){}",
+                    timeout.as_secs(),
+                    client
+                        .last_error()
+                        .map(|(_, why)| format!("; last error: {why}"))
+                        .unwrap_or_default()
                 )),
             }
         }

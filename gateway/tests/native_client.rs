@@ -9,24 +9,10 @@ use futures_util::StreamExt;
 use livegate_client::{ClientBuilder, ClientError, Publisher, SubscriptionEvent};
 use livegate_core::client::{State, TransportKind};
 use livegate_core::Payload;
-use support::Gateway;
+use support::{next_publication, Gateway};
 
 fn json(text: &str) -> Payload {
     Payload::from_json(text.to_owned()).expect("valid JSON")
-}
-
-async fn next_publication(
-    sub: &mut livegate_client::Subscription,
-) -> livegate_core::protocol::Publication {
-    loop {
-        let event = tokio::time::timeout(Duration::from_secs(10), sub.next())
-            .await
-            .expect("an event within 10 s")
-            .expect("the stream goes on");
-        if let SubscriptionEvent::Publication(p) = event {
-            return p;
-        }
-    }
 }
 
 /// The subscription's first event is `Subscribed` (it is live), within 10 s.

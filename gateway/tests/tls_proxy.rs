@@ -9,10 +9,12 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use futures_util::StreamExt;
+use livegate_client::http::{Endpoint, Stream};
+use livegate_client::tls::certificate_sha256;
 use livegate_client::{ClientBuilder, Publisher, SubscriptionEvent, TlsOptions};
 use livegate_core::client::{State, TransportKind};
 use livegate_core::Payload;
-use support::{FaultProxy, Gateway};
+use support::{next_publication, FaultProxy, Gateway};
 
 /// A scratch directory removed when dropped.
 struct Scratch(PathBuf);
@@ -31,6 +33,33 @@ impl Drop for Scratch {
     }
 }
 
+/// A gateway (no WebTransport) behind a TLS proxy; `url` is `https://`,
+/// `ca` the test CA's PEM.
+struct BehindTls {
+    proxy: FaultProxy,
+    url: String,
+    ca: PathBuf,
+    // Dropped after the processes (fields drop in order).
+    _gateway: Gateway,
+    _scratch: Scratch,
+}
+
+impl BehindTls {
+    fn start(name: &str) -> Self {
+        let gateway = Gateway::start(&["--no-wt".into()]);
+        let scratch = Scratch::new(name);
+        let ca = scratch.0.join("ca.pem");
+        let proxy = FaultProxy::start_tls(&gateway.addr, &ca);
+        Self {
+            url: format!("https://{}", proxy.addr),
+            proxy,
+            ca,
+            _gateway: gateway,
+            _scratch: scratch,
+        }
+    }
+}
+
 fn ca_options(ca: &Path) -> TlsOptions {
     TlsOptions {
         ca_file: Some(ca.to_path_buf()),
@@ -46,11 +75,8 @@ fn accepted(proxy: &mut FaultProxy) -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_tcp_transport_and_the_publisher_work_through_a_tls_proxy() {
-    let gw = Gateway::start(&["--no-wt".into()]);
-    let scratch = Scratch::new("transports");
-    let ca = scratch.0.join("ca.pem");
-    let mut proxy = FaultProxy::start_tls(&gw.addr, &ca);
-    let url = format!("https://{}", proxy.addr);
+    let mut behind = BehindTls::start("transports");
+    let (url, ca) = (behind.url.clone(), behind.ca.clone());
 
     // Sequential publishes share one kept-alive connection.
     let publisher = Publisher::with_tls(&url, &ca_options(&ca)).expect("url");
@@ -65,7 +91,11 @@ async fn every_tcp_transport_and_the_publisher_work_through_a_tls_proxy() {
             .expect("ack through TLS");
         assert_eq!(ack.position.offset, n + 1);
     }
-    assert_eq!(accepted(&mut proxy), 1, "20 publishes, one connection");
+    assert_eq!(
+        accepted(&mut behind.proxy),
+        1,
+        "20 publishes, one connection"
+    );
 
     for transport in [
         TransportKind::WebSocket,
@@ -98,15 +128,7 @@ async fn every_tcp_transport_and_the_publisher_work_through_a_tls_proxy() {
                 .expect("ack in time")
                 .expect("ack");
         }
-        let publication = loop {
-            let event = tokio::time::timeout(Duration::from_secs(10), sub.next())
-                .await
-                .expect("a publication within 10 s")
-                .expect("the stream goes on");
-            if let SubscriptionEvent::Publication(p) = event {
-                break p;
-            }
-        };
+        let publication = next_publication(&mut sub).await;
         assert_eq!(publication.offset, 1, "{transport:?}");
         client.close().await;
     }
@@ -114,11 +136,8 @@ async fn every_tcp_transport_and_the_publisher_work_through_a_tls_proxy() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn untrusted_or_mismatched_certificates_are_refused() {
-    let gw = Gateway::start(&["--no-wt".into()]);
-    let scratch = Scratch::new("refused");
-    let ca = scratch.0.join("ca.pem");
-    let proxy = FaultProxy::start_tls(&gw.addr, &ca);
-    let url = format!("https://{}", proxy.addr);
+    let behind = BehindTls::start("refused");
+    let url = behind.url.clone();
 
     // The test CA is not among the system's roots.
     let publisher = Publisher::new(&url)
@@ -153,4 +172,36 @@ async fn untrusted_or_mismatched_certificates_are_refused() {
     client.close().await;
 
     assert!(ClientBuilder::new(&url).tls_pin_sha256("not hex").is_err());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pinned_certificate_is_trusted_without_its_ca() {
+    let behind = BehindTls::start("pinned");
+    let (url, ca) = (behind.url.clone(), behind.ca.clone());
+
+    // The proxy's certificate, read through a connection that trusts the CA.
+    let endpoint = Endpoint::new(&url, &ca_options(&ca)).expect("url");
+    let Ok(Stream::Tls(tls)) = endpoint.connect().await else {
+        panic!("expected a TLS connection");
+    };
+    let leaf = tls.get_ref().1.peer_certificates().expect("a certificate")[0].clone();
+    let pin: String = certificate_sha256(leaf.as_ref())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+
+    // No CA file: the pin alone is trusted.
+    let client = ClientBuilder::new(&url)
+        .tls_pin_sha256(&pin)
+        .expect("a well-formed pin")
+        .transports([TransportKind::WebSocket])
+        .connect()
+        .expect("client");
+    assert_eq!(
+        tokio::time::timeout(Duration::from_secs(10), client.wait_for(State::Connected)).await,
+        Ok(State::Connected),
+        "{:?}",
+        client.last_error()
+    );
+    client.close().await;
 }

@@ -14,9 +14,7 @@ is stopped by its own pid: SIGTERM, then SIGKILL after a few seconds.
 from __future__ import annotations
 
 import atexit
-import ctypes
 import os
-import re
 import signal
 import subprocess
 import threading
@@ -24,7 +22,10 @@ from pathlib import Path
 
 import pytest
 
-LISTEN_RE = re.compile(r"^livegate listening on http://127\.0\.0\.1:(\d+)$")
+from gateway_process import GatewayProcess, die_with_parent, stop_pid
+
+# Kept under its old name for the tests that start other processes.
+_die_with_parent = die_with_parent
 
 # Namespaces used by most tests (every option given explicitly so the basic
 # suite does not depend on option defaults; test_config checks the defaults).
@@ -80,14 +81,6 @@ def _kill_leftovers() -> None:
 atexit.register(_kill_leftovers)
 
 
-def _die_with_parent() -> None:  # runs in the child between fork and exec
-    try:
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except Exception:
-        pass
-
-
 def register_process(p: subprocess.Popen) -> None:
     with _LIVE_LOCK:
         _LIVE[p.pid] = p
@@ -95,19 +88,7 @@ def register_process(p: subprocess.Popen) -> None:
 
 def stop_process(p: subprocess.Popen, sig: int = signal.SIGTERM, grace: float = 5.0) -> int:
     """Stop one process by its pid; returns its exit code (negative = killed by signal)."""
-    if p.poll() is None:
-        try:
-            os.kill(p.pid, sig)
-        except ProcessLookupError:
-            pass
-        try:
-            p.wait(timeout=grace)
-        except subprocess.TimeoutExpired:
-            try:
-                os.kill(p.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            p.wait(timeout=10)
+    stop_pid(p, sig, grace)
     with _LIVE_LOCK:
         _LIVE.pop(p.pid, None)
     return p.returncode
@@ -128,12 +109,22 @@ class Gateway:
         if config is not None:
             self.config_path = workdir / f"{name}.toml"
             self.config_path.write_text(config)
-        self.proc: subprocess.Popen | None = None
+        self.process: GatewayProcess | None = None
         self.port: int | None = None
         self.generation = 0
         self.log_paths: list[Path] = []
-        self.stdout_lines: list[str] = []
+        self.earlier_lines: list[str] = []
         self.exit_codes: list[int] = []
+
+    @property
+    def proc(self) -> subprocess.Popen | None:
+        return self.process.proc if self.process is not None else None
+
+    @property
+    def stdout_lines(self) -> list[str]:
+        """Every stdout line of every generation, in order."""
+        current = self.process.stdout_lines if self.process is not None else []
+        return self.earlier_lines + current
 
     # -- addresses -------------------------------------------------------
     @property
@@ -166,58 +157,24 @@ class Gateway:
         env = {k: v for k, v in os.environ.items() if not k.startswith("LIVEGATE_")}
         env.setdefault("RUST_BACKTRACE", "1")
         env.update(self.env_extra)
-        log = open(log_path, "wb")
-        try:
-            self.proc = subprocess.Popen(
-                self.argv(), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                stderr=log, env=env, preexec_fn=_die_with_parent)
-        finally:
-            log.close()
-        register_process(self.proc)
-
-        first: list[str] = []
-        got_first = threading.Event()
-        proc = self.proc
-        lines = self.stdout_lines
-
-        def pump() -> None:
-            assert proc.stdout is not None
-            for raw in proc.stdout:
-                line = raw.decode("utf-8", "replace").rstrip("\r\n")
-                if not first:
-                    first.append(line)
-                    got_first.set()
-                lines.append(line)
-            got_first.set()
-
-        self.pump = threading.Thread(target=pump, daemon=True, name=f"stdout-{proc.pid}")
-        self.pump.start()
-        got_first.wait(timeout)
-        if not first:
-            code = proc.poll()
-            stop_process(proc)
-            raise RuntimeError(
-                f"gateway printed no first line within {timeout}s (exit={code}); argv={self.argv()}\n"
-                f"stderr:\n{self.log_tail()}")
-        m = LISTEN_RE.match(first[0])
-        if not m:
-            stop_process(proc)
-            raise RuntimeError(f"unexpected first stdout line {first[0]!r}; stderr:\n{self.log_tail()}")
-        self.port = int(m.group(1))
+        if self.process is not None:
+            self.earlier_lines += self.process.stdout_lines
+        with open(log_path, "wb") as log:
+            try:
+                self.process = GatewayProcess(self.argv(), stderr=log, env=env, timeout=timeout)
+            except RuntimeError as e:
+                raise RuntimeError(f"{e}\nstderr:\n{self.log_tail()}") from None
+        register_process(self.process.proc)
+        self.port = self.process.port
         return self
 
     def stop(self, sig: int = signal.SIGTERM, grace: float = 5.0) -> int | None:
-        if self.proc is None:
+        if self.process is None:
             return None
-        code = stop_process(self.proc, sig, grace)
+        code = self.process.stop(sig, grace)
+        with _LIVE_LOCK:
+            _LIVE.pop(self.process.pid, None)
         self.exit_codes.append(code)
-        # The process is gone: its stdout reaches EOF, the pump ends, and the
-        # pipe can be closed (no ResourceWarning for a leaked file).
-        pump = getattr(self, "pump", None)
-        if pump is not None:
-            pump.join(5)
-        if self.proc.stdout is not None and (pump is None or not pump.is_alive()):
-            self.proc.stdout.close()
         return code
 
     def restart(self) -> "Gateway":
@@ -300,3 +257,53 @@ def procs():
     yield add
     for p in started:
         stop_process(p, signal.SIGTERM, 3.0)
+
+
+class TlsProxy:
+    """`livegate-faultproxy --tls-ca-out`: a TLS-terminating proxy in front of a
+    gateway, as load balancers run in production, with a certificate for
+    127.0.0.1 from a test CA it makes at start (PEM at `ca`). Its stdin stays
+    open (it exits at EOF); it is stopped by pid."""
+
+    def __init__(self, binary: Path, upstream_port: int, workdir: Path):
+        self.ca = workdir / f"tls-ca-{upstream_port}.pem"
+        self.proc = subprocess.Popen(
+            [str(binary), "--listen", "127.0.0.1:0", "--upstream", f"127.0.0.1:{upstream_port}",
+             "--tls-ca-out", str(self.ca)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+            preexec_fn=die_with_parent)
+        register_process(self.proc)
+        assert self.proc.stdout is not None
+        first = self.proc.stdout.readline().decode().strip()
+        prefix = "faultproxy listening on "
+        if not first.startswith(prefix):
+            stop_process(self.proc)
+            raise RuntimeError(f"unexpected first line from the TLS proxy: {first!r}")
+        self.addr = first[len(prefix):]
+        self.url = f"https://{self.addr}"
+
+    def stop(self) -> None:
+        stop_process(self.proc, signal.SIGTERM, 3.0)
+        for f in (self.proc.stdin, self.proc.stdout):
+            if f is not None:
+                f.close()
+
+
+@pytest.fixture
+def tls_proxy(livegate_bin, tmp_path):
+    """Starts TLS proxies in front of gateways: `tls_proxy(gateway) -> TlsProxy`."""
+    binary = Path(livegate_bin).parent / "livegate-faultproxy"
+    if not binary.exists():
+        pytest.fail(f"{binary} is missing: build it with `cargo build -p livegate-faultproxy`",
+                    pytrace=False)
+    started: list[TlsProxy] = []
+
+    def start(gw: Gateway) -> TlsProxy:
+        assert gw.port is not None
+        p = TlsProxy(binary, gw.port, tmp_path)
+        started.append(p)
+        return p
+
+    yield start
+    for p in started:
+        p.stop()

@@ -563,7 +563,7 @@ def test_pub_unreachable_gives_up(cli, transport):
 
 
 @pytest.mark.parametrize("command", ["sub", "pub"])
-@pytest.mark.parametrize("url", ["ftp://x", "https://127.0.0.1:1", "not a url"])
+@pytest.mark.parametrize("url", ["ftp://x", "http://127.0.0.1:notaport", "not a url"])
 def test_bad_url(cli, command, url):
     args = [command, "--url", url, unique("t.url.")]
     if command == "pub":
@@ -597,3 +597,58 @@ def test_pub_event_name(gateway, cli):
     assert stats(gateway)["messages_in"] == 1
     code, _ = s.interrupt()
     assert code == 0
+
+
+# ---------------------------------------------------- errors and TLS proxy --
+
+def one_clear_line(r: PubResult) -> str:
+    """The whole of stderr: one line, no backtrace."""
+    lines = [l for l in r.stderr.splitlines() if l.strip()]
+    assert len(lines) == 1, str(r)
+    assert "backtrace" not in r.stderr.lower() and "panicked" not in r.stderr, str(r)
+    return lines[0]
+
+
+@pytest.mark.parametrize("command", ["sub", "pub", "bench"])
+def test_a_malformed_url_is_refused_at_once_in_one_line(cli, command):
+    # RUST_BACKTRACE=1 must not turn the error into a backtrace.
+    args = {
+        "sub": ["sub", "--url", "http://[zz", "--transport", "ws", "t.x"],
+        "pub": ["pub", "--url", "http://[zz", "t.x", "1"],
+        "bench": ["bench", "--url", "http://[zz", "-n", "1", "--quiet"],
+    }[command]
+    r = cli.run(args, env={"RUST_BACKTRACE": "1"}, timeout=10)
+    assert r.code != 0, str(r)
+    assert r.took < 5.0, f"took {r.took:.1f}s\n{r}"
+    line = one_clear_line(r)
+    assert "bad gateway URL" in line and "http://[zz" in line, str(r)
+    assert r.stdout.strip() == "", str(r)
+
+
+def test_a_refusal_is_one_line_even_with_rust_backtrace(gateway, cli):
+    r = cli.pub(gateway.http, unique("t.ro."), '{"i":1}', extra=["--transport", "ws"],
+                env={"RUST_BACKTRACE": "1"})
+    assert r.code != 0, str(r)
+    assert "publish_forbidden" in one_clear_line(r), str(r)
+
+
+@pytest.mark.parametrize("transport", ["ws", "sse", "poll"])
+def test_sub_and_pub_through_a_tls_proxy(gateway, cli, tls_proxy, transport):
+    proxy = tls_proxy(gateway)
+    topic = unique("chat.tls.")
+    tls = ["--ca-file", str(proxy.ca)]
+    s = cli.sub(proxy.url, topic, transport=transport, extra=BACKOFF + tls)
+    wait_subscribed(s, [topic], transport)
+    acks = pub_ok(cli, proxy.url, topic, '{"over":"tls"}', extra=["--transport", "http", *tls])
+    assert acks[0]["offset"] == 1, acks
+    acks = pub_ok(cli, proxy.url, topic, '{"over":"tls"}', extra=["--transport", transport, *tls])
+    assert acks[0]["offset"] == 2, acks
+    pubs = s.wait_publications(topic, 2)
+    assert [p["offset"] for p in pubs] == [1, 2], s.describe()
+
+
+def test_an_untrusted_certificate_is_refused(gateway, cli, tls_proxy):
+    proxy = tls_proxy(gateway)
+    r = cli.pub(proxy.url, unique("chat.tls."), "1", extra=["--transport", "http", "--timeout-secs", "1"])
+    assert r.code != 0, str(r)
+    assert "certificate" in one_clear_line(r).lower(), str(r)

@@ -13,7 +13,7 @@ pub mod report;
 
 use std::ffi::OsStr;
 use std::net::{Ipv4Addr, SocketAddr};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -172,6 +172,9 @@ pub struct Report {
 
 impl BenchConfig {
     fn check(&self) -> Result<(), BenchError> {
+        if let Some(url) = &self.url {
+            livegate_client::http::Endpoint::parse(url)?;
+        }
         if self.subscribers == 0 {
             return Err(BenchError::Invalid(
                 "--subscribers must be at least 1".into(),
@@ -227,7 +230,7 @@ impl Drop for TempDir {
     }
 }
 
-fn spawn_gateway(binary: &PathBuf) -> Result<Spawned, BenchError> {
+fn spawn_gateway(binary: &Path) -> Result<Spawned, BenchError> {
     let dir = TempDir(std::env::temp_dir().join(format!(
         "livegate-bench-{}-{}",
         std::process::id(),

@@ -49,6 +49,22 @@ impl Gateway {
     }
 }
 
+/// The next publication of `sub`, within 10 s (other events skipped).
+pub async fn next_publication(
+    sub: &mut livegate_client::Subscription,
+) -> livegate_core::protocol::Publication {
+    use futures_util::StreamExt;
+    loop {
+        let event = tokio::time::timeout(Duration::from_secs(10), sub.next())
+            .await
+            .expect("an event within 10 s")
+            .expect("the stream goes on");
+        if let livegate_client::SubscriptionEvent::Publication(p) = event {
+            return p;
+        }
+    }
+}
+
 /// One request on a fresh connection (`Connection: close`).
 pub fn http_request(addr: &str, method: &str, path: &str, body: &str) -> (u16, String) {
     let mut s = TcpStream::connect(addr).expect("connect");
