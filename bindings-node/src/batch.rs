@@ -10,6 +10,7 @@ use livegate_client::SubscriptionEvent;
 use livegate_core::client::Event;
 use livegate_core::payload::PayloadKind;
 use livegate_core::protocol::{Position, Publication};
+use livegate_core::ErrorCode;
 use napi::bindgen_prelude::Buffer;
 
 use crate::Batch;
@@ -103,12 +104,12 @@ impl BatchWriter {
         self.field_raw("offset", position.offset.to_string().as_bytes());
     }
 
-    fn failure(&mut self, kind: &str, topic: Option<&str>, code: &str, message: &str) {
+    fn failure(&mut self, kind: &str, topic: Option<&str>, code: ErrorCode, message: &str) {
         self.open(kind);
         if let Some(t) = topic {
             self.field_str("topic", t);
         }
-        self.field_str("code", code);
+        self.field_str("code", code.as_str());
         self.field_str("message", message);
         self.close();
     }
@@ -126,7 +127,7 @@ impl BatchWriter {
                 position,
             } => self.recovered(topic, *recovered, position),
             SubscriptionEvent::Failed { code, message } => {
-                self.failure("subscribe_failed", Some(topic), code, message)
+                self.failure("subscribe_failed", Some(topic), *code, message)
             }
             _ => {}
         }
@@ -164,8 +165,8 @@ impl BatchWriter {
                 topic,
                 code,
                 message,
-            } => self.failure("subscribe_failed", Some(topic), code, message),
-            Event::Error { code, message } => self.failure("error", None, code, message),
+            } => self.failure("subscribe_failed", Some(topic), *code, message),
+            Event::Error { code, message } => self.failure("error", None, *code, message),
             _ => {}
         }
     }

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use livegate_client::{Client, ClientBuilder, ClientError, EventStream, Subscription, TlsOptions};
 use livegate_core::client::{State, TransportKind};
-use livegate_core::{Encoding, Payload};
+use livegate_core::{Encoding, ErrorCode, Payload};
 use napi::bindgen_prelude::{Buffer, Function, PromiseRaw};
 use napi::threadsafe_function::ThreadsafeFunctionCallMode;
 use napi::Env;
@@ -214,7 +214,10 @@ impl NativeClient {
     pub fn last_error(&self) -> Option<NativeReason> {
         self.client
             .last_error()
-            .map(|(code, message)| NativeReason { code, message })
+            .map(|(code, message)| NativeReason {
+                code: code.as_str().to_owned(),
+                message,
+            })
     }
 
     /// Resolves once connected; rejects after `timeout` ms or when the client closes.
@@ -308,10 +311,10 @@ pub fn to_payload(json: Option<String>, bytes: Option<Buffer>) -> napi::Result<P
     match (json, bytes) {
         (_, Some(b)) => Ok(Payload::binary(b.to_vec())),
         (Some(text), None) => Payload::from_json(text.into_bytes())
-            .map_err(|e| error(Kind::Payload, "bad_payload", e.to_string())),
+            .map_err(|e| error(Kind::Payload, ErrorCode::BadPayload, e.to_string())),
         (None, None) => Err(error(
             Kind::Payload,
-            "bad_payload",
+            ErrorCode::BadPayload,
             "no data to publish: pass a JSON-compatible value or a Buffer",
         )),
     }
@@ -334,12 +337,12 @@ async fn connected(client: Client, url: String, timeout: Option<Duration>) -> na
         Some(State::Connected) => Ok(()),
         Some(_) => Err(error(
             Kind::Closed,
-            "closed",
+            ErrorCode::Closed,
             format!("the client closed before it connected{why}"),
         )),
         None => Err(error(
             Kind::Connection,
-            "connect_timeout",
+            ErrorCode::ConnectTimeout,
             format!(
                 "could not connect to {url} within {} ms{why} (the client keeps retrying in the background)",
                 timeout.unwrap_or_default().as_millis()

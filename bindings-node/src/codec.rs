@@ -2,6 +2,7 @@
 //! package against the shared vectors (`tests/vectors/frames.json`).
 
 use livegate_core::protocol::ServerFrame;
+use livegate_core::ErrorCode;
 use napi::bindgen_prelude::Buffer;
 use napi_derive::napi;
 
@@ -24,13 +25,13 @@ pub fn transcode_frame(
         "client" => {
             let frame = source
                 .decode_client(&data)
-                .map_err(|e| error(Kind::Protocol, e.error.code().as_str(), e.error.to_string()))?;
+                .map_err(|e| error(Kind::Protocol, e.error.code(), e.error.to_string()))?;
             target.encode_client(&frame)
         }
         "server" => {
             let frame = source
                 .decode_server(&data)
-                .map_err(|e| error(Kind::Protocol, "bad_frame", e.to_string()))?;
+                .map_err(|e| error(Kind::Protocol, ErrorCode::BadFrame, e.to_string()))?;
             target.encode_server(&frame)
         }
         other => {
@@ -48,7 +49,7 @@ pub fn transcode_frame(
 pub fn decode_publications(encoding: String, data: Buffer) -> napi::Result<Batch> {
     let frame = parse_encoding(&encoding)?
         .decode_server(&data)
-        .map_err(|e| error(Kind::Protocol, "bad_frame", e.to_string()))?;
+        .map_err(|e| error(Kind::Protocol, ErrorCode::BadFrame, e.to_string()))?;
     let mut out = BatchWriter::new();
     match frame {
         ServerFrame::Publication(p) => out.publication(&p),

@@ -6,6 +6,7 @@
 //! turns it into the right class with `code` set.
 
 use livegate_client::ClientError;
+use livegate_core::ErrorCode;
 
 /// Which class of `errors.js`.
 #[derive(Debug, Clone, Copy)]
@@ -35,34 +36,34 @@ impl Kind {
 }
 
 /// An error for JavaScript with a machine-readable `code`.
-pub fn error(kind: Kind, code: &str, message: impl AsRef<str>) -> napi::Error {
+pub fn error(kind: Kind, code: ErrorCode, message: impl AsRef<str>) -> napi::Error {
     napi::Error::from_reason(format!(
-        "livegate:{}:{code}:{}",
+        "livegate:{}:{}:{}",
         kind.as_str(),
+        code.as_str(),
         message.as_ref()
     ))
 }
 
 /// The error for a client error.
 pub fn from_client(e: ClientError) -> napi::Error {
+    let code = e.code();
     match e {
-        ClientError::BadUrl(why) => {
-            error(Kind::Argument, "bad_url", format!("bad gateway URL {why}"))
-        }
-        ClientError::Io(why) => error(Kind::Connection, "io", why),
+        ClientError::BadUrl(why) => error(Kind::Argument, code, format!("bad gateway URL {why}")),
+        ClientError::Io(why) => error(Kind::Connection, code, why),
         ClientError::Closed => error(
             Kind::Closed,
-            "closed",
+            code,
             "the client is closed; create a new one to connect again",
         ),
-        ClientError::Refused { code, message } => error(Kind::Protocol, &code, message),
-        ClientError::Invalid(why) => error(Kind::Argument, "invalid", why),
-        ClientError::Tls(why) => error(Kind::Argument, "tls", format!("TLS: {why}")),
-        other => error(Kind::Protocol, "internal", other.to_string()),
+        ClientError::Refused { message, .. } => error(Kind::Protocol, code, message),
+        ClientError::Invalid(why) => error(Kind::Argument, code, why),
+        ClientError::Tls(why) => error(Kind::Argument, code, format!("TLS: {why}")),
+        other => error(Kind::Protocol, code, other.to_string()),
     }
 }
 
 /// A bad argument.
 pub fn invalid(message: impl AsRef<str>) -> napi::Error {
-    error(Kind::Argument, "invalid", message)
+    error(Kind::Argument, ErrorCode::Invalid, message)
 }
