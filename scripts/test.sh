@@ -3,8 +3,9 @@
 # installs what the tests need (wasm32 target, cargo-fuzz, a Python venv,
 # npm packages, Debian's chromium), then lints, builds once (dev profile) and
 # runs the Rust tests, a short fuzz smoke, the end-to-end pytest suite, the
-# Python package's suite (its wheel built and installed in a fresh virtualenv)
-# and the browser tests against the real binary.
+# Python package's suite (its wheel built and installed in a fresh virtualenv),
+# the Node package's suite (its addon built by npm from source) and the
+# browser tests against the real binary.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -69,6 +70,15 @@ python3 -m venv "$PYVENV"
 # The dev profile, as everything else here: one profile, built once.
 MATURIN_PEP517_ARGS="--profile dev" "$PYVENV/bin/python" -m pip install -q --disable-pip-version-check ./bindings-python
 "$PYVENV/bin/python" -m pytest -q tests/e2e/python
+
+step "Node package: npm install builds the addon from source (bindings-node), then node --test"
+# The test project depends on ./bindings-node (linked), whose install script
+# runs cargo (the dev profile, as everything here) and puts livegate.node in place.
+rm -f bindings-node/livegate.node
+(cd tests/e2e/node && LIVEGATE_NODE_PROFILE=dev npm ci --no-audit --no-fund --foreground-scripts)
+[ -f bindings-node/livegate.node ] || { echo "npm ci did not build bindings-node/livegate.node"; exit 1; }
+(cd examples/node && npm ci --silent --no-audit --no-fund --ignore-scripts)
+(cd tests/e2e/node && node --test)
 
 step "browser tests in headless Chromium (node --test, playwright-core)"
 (cd tests/browser && node --test)
