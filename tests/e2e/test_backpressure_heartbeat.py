@@ -13,6 +13,7 @@ from lgclient import (RawWs, SseParser, WsClient, http_client, parse_close, stat
                       wait_until)
 
 N_SLOW = 3000
+FAST_WINDOW = 4
 
 
 def _payload(i: int) -> dict:
@@ -56,6 +57,11 @@ def test_slow_consumer_is_dropped_fast_one_is_not(gateway_factory):
 
     with http_client(gw) as http:
         for i in range(1, N_SLOW + 1):
+            # The fast client is one that keeps up: publish at most FAST_WINDOW
+            # ahead of what it has read, so a loaded machine that starves its
+            # reader thread cannot make it a slow consumer too (its queue is 8).
+            wait_until(lambda: len(fast_got) >= i - FAST_WINDOW or fast_err, timeout=60,
+                       interval=0.001, msg=f"the fast client to read up to {i - FAST_WINDOW}")
             r = http.post("/api/publish", json={"topic": topic, "data": _payload(i)})
             assert r.status_code == 200, r.text
             assert r.json()["offset"] == i
