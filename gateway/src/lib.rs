@@ -8,6 +8,7 @@ pub mod broker;
 pub mod client;
 pub mod close;
 pub mod config;
+pub mod deflate;
 pub mod error;
 pub mod http;
 pub mod hub;
