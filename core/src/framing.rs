@@ -85,6 +85,18 @@ pub enum FlaggedItem {
     Heartbeat,
 }
 
+impl From<Item> for FlaggedItem {
+    fn from(item: Item) -> Self {
+        match item {
+            Item::Frame(bytes) => Self::Frame {
+                bytes,
+                compressed: false,
+            },
+            Item::Heartbeat => Self::Heartbeat,
+        }
+    }
+}
+
 /// Splits a byte stream into frames, fed in chunks of any size.
 #[derive(Debug)]
 pub struct FrameReader {
