@@ -113,7 +113,11 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         duration: Duration::from_secs_f64(args.duration),
         transports,
         encodings,
-        idle: if args.peer.is_empty() { args.idle } else { 0 },
+        idle: if args.peer.is_empty() && args.compression.is_empty() {
+            args.idle
+        } else {
+            0
+        },
         progress: !args.quiet,
         peers: args
             .peer

@@ -14,7 +14,7 @@ use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress, 
 /// The empty stored block a sync flush ends with. permessage-deflate strips
 /// it from every message and the receiver appends it again; the gzip
 /// segments of SSE keep it (it is what ends them on a byte boundary).
-pub const SYNC_TAIL: [u8; 4] = [0x00, 0x00, 0xff, 0xff];
+pub use livegate_core::deflate::SYNC_TAIL;
 
 /// Settings of the shared deflate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -400,47 +400,28 @@ async fn stats_of(url: &str) -> Option<serde_json::Value> {
 /// Runs every variant and the idle-memory measurement.
 pub async fn run(config: BenchConfig) -> Result<Report, BenchError> {
     config.check()?;
-    if !config.peers.is_empty() {
-        let mut variants = Vec::new();
-        for (i, p) in config.peers.iter().enumerate() {
-            if config.progress {
-                eprintln!("[{}/{}] {}", i + 1, config.peers.len(), p.name);
-            }
-            let mut r = peer::run_peer(
-                p,
-                config.subscribers,
-                config.rate,
-                config.size,
-                config.duration,
-                config.payload,
-            )
-            .await?;
-            r.server = p.name.clone();
-            variants.push(r);
-        }
-        return Ok(Report {
-            subscribers: config.subscribers,
-            rate: config.rate,
-            size: config.size,
-            duration_secs: config.duration.as_secs_f64(),
-            variants,
-            idle_kib_per_connection: None,
-            idle_connections: 0,
-        });
-    }
+    // Peers and the compression axis run side by side in one report.
     let mut variants = Vec::new();
-    if !config.compressions.is_empty() {
-        for (i, c) in config.compressions.iter().enumerate() {
-            if config.progress {
-                eprintln!(
-                    "[{}/{}] ws/json/{}",
-                    i + 1,
-                    config.compressions.len(),
-                    c.as_str()
-                );
-            }
-            variants.push(run_compression_variant(&config, *c).await?);
+    let steps = config.peers.len() + config.compressions.len();
+    for (i, p) in config.peers.iter().enumerate() {
+        if config.progress {
+            eprintln!("[{}/{steps}] {}", i + 1, p.name);
         }
+        let mut r = peer::run_peer(p, &config).await?;
+        r.server = p.name.clone();
+        variants.push(r);
+    }
+    for (i, c) in config.compressions.iter().enumerate() {
+        if config.progress {
+            eprintln!(
+                "[{}/{steps}] ws/json/{}",
+                config.peers.len() + i + 1,
+                c.as_str()
+            );
+        }
+        variants.push(run_compression_variant(&config, *c).await?);
+    }
+    if steps > 0 {
         return Ok(Report {
             subscribers: config.subscribers,
             rate: config.rate,
@@ -530,15 +511,7 @@ async fn run_compression_variant(
             deflate: compression == BenchCompression::Deflate,
         },
     };
-    let mut r = peer::run_peer(
-        &peer,
-        config.subscribers,
-        config.rate,
-        config.size,
-        config.duration,
-        config.payload,
-    )
-    .await?;
+    let mut r = peer::run_peer(&peer, config).await?;
     r.server = "livegate".into();
     r.compression = Some(compression.as_str());
     r.slow_consumers_dropped = stats_of(&url)

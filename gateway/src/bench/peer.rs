@@ -18,7 +18,7 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message;
 
 use super::raw_ws::RawWs;
-use super::{make_payload, now_us, procfs, BenchError, Latency, PayloadKind, VariantResult};
+use super::{make_payload, now_us, procfs, BenchConfig, BenchError, Latency, VariantResult};
 
 /// A server to drive.
 #[derive(Debug, Clone)]
@@ -93,12 +93,15 @@ async fn keep_alive_sender(
 /// Runs the load against one peer.
 pub async fn run_peer(
     peer: &PeerConfig,
-    subscribers: usize,
-    rate: u64,
-    size: usize,
-    duration: Duration,
-    payload_kind: PayloadKind,
+    config: &BenchConfig,
 ) -> Result<VariantResult, BenchError> {
+    let (subscribers, rate, size, duration) = (
+        config.subscribers,
+        config.rate,
+        config.size,
+        config.duration,
+    );
+    let payload_kind = config.payload;
     let publish: hyper::Uri = peer
         .publish_url
         .parse()

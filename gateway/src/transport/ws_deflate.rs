@@ -19,6 +19,8 @@
 use axum::http::{header, HeaderMap};
 use bytes::{Buf, Bytes, BytesMut};
 
+use livegate_core::deflate::{parameter, window_bits};
+
 use crate::deflate::{InflateError, Inflater};
 
 /// The answer to an accepted offer.
@@ -52,21 +54,16 @@ fn offer_ok(offer: &str) -> bool {
     }
     let mut seen: Vec<String> = Vec::new();
     for param in parts {
-        let (name, value) = match param.split_once('=') {
-            Some((n, v)) => (n.trim(), Some(v.trim().trim_matches('"'))),
-            None => (param, None),
-        };
-        let name = name.to_ascii_lowercase();
+        let (name, value) = parameter(param);
         if seen.contains(&name) {
             return false;
         }
-        let bits = |v: &str| v.parse::<u8>().ok().filter(|b| (8..=15).contains(b));
         let ok = match (name.as_str(), value) {
             ("server_no_context_takeover" | "client_no_context_takeover", None) => true,
-            ("server_max_window_bits", Some(v)) => bits(v) == Some(SERVER_WINDOW_BITS),
+            ("server_max_window_bits", Some(v)) => window_bits(v) == Some(SERVER_WINDOW_BITS),
             // The client may compress with any window: we inflate with the largest.
             ("client_max_window_bits", None) => true,
-            ("client_max_window_bits", Some(v)) => bits(v).is_some(),
+            ("client_max_window_bits", Some(v)) => window_bits(v).is_some(),
             _ => false,
         };
         if !ok {

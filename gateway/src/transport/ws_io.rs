@@ -82,10 +82,9 @@ pub struct WsIo {
     /// Bytes in `out`, minus `written`.
     out_len: usize,
     /// The inflating layer, on connections that negotiated
-    /// permessage-deflate (boxed: others pay one pointer).
-    inbound: Option<Box<Inbound>>,
-    /// What `inbound` made of `rbuf` and tungstenite has not taken yet.
-    decoded: Bytes,
+    /// permessage-deflate, with what it made of `rbuf` that tungstenite has
+    /// not taken yet (boxed: others pay one pointer).
+    inbound: Option<Box<(Inbound, Bytes)>>,
 }
 
 impl WsIo {
@@ -103,19 +102,19 @@ impl WsIo {
             written: 0,
             out_len: 0,
             inbound: None,
-            decoded: Bytes::new(),
         }
     }
 
     /// Inflates compressed client messages of up to `cap` bytes from now on.
     pub fn inflate_inbound(&mut self, cap: usize) {
-        self.inbound = Some(Box::new(Inbound::new(cap)));
+        self.inbound = Some(Box::new((Inbound::new(cap), Bytes::new())));
     }
 
     /// Polls the socket for readability (registering the task's waker when
     /// it is not) and tells whether bytes are buffered or may be read.
     pub fn poll_read_ready(&mut self, cx: &mut Context<'_>) -> Poll<()> {
-        if !self.rbuf.is_empty() || !self.decoded.is_empty() {
+        let decoded = self.inbound.as_ref().is_some_and(|b| !b.1.is_empty());
+        if !self.rbuf.is_empty() || decoded {
             return Poll::Ready(());
         }
         // An error is reported by the read that follows.
@@ -273,18 +272,20 @@ impl AsyncRead for WsIo {
             }
             return Poll::Ready(Ok(()));
         }
-        while this.decoded.is_empty() {
+        while this.inbound.as_ref().is_some_and(|b| b.1.is_empty()) {
             if !ready!(this.poll_fill(cx))? {
                 return Poll::Ready(Ok(()));
             }
-            if let Some(inbound) = this.inbound.as_mut() {
+            if let Some(b) = this.inbound.as_mut() {
                 // tungstenite reports the error; `ws.rs` maps it to a close code.
-                this.decoded = inbound
-                    .feed(&mut this.rbuf)
-                    .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+                b.1 =
+                    b.0.feed(&mut this.rbuf)
+                        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
             }
         }
-        give(&mut this.decoded, buf);
+        if let Some(b) = this.inbound.as_mut() {
+            give(&mut b.1, buf);
+        }
         Poll::Ready(Ok(()))
     }
 }
