@@ -128,7 +128,11 @@ pub async fn upgrade(State(app): State<Arc<App>>, mut req: Request) -> Response 
         }
         // The connection gets a task of its own, sized for it alone; this
         // one (which also had to hold the upgrade) ends here.
-        match run(app, io, Codec { encoding, deflate }, identity) {
+        let codec = Codec {
+            encoding,
+            deflate: deflate.is_some(),
+        };
+        match run(app, io, codec, identity) {
             Some(connection) => drop(tokio::spawn(connection)),
             None => tracing::error!("could not set up the websocket stream; dropped"),
         }
@@ -155,12 +159,24 @@ pub async fn upgrade(State(app): State<Arc<App>>, mut req: Request) -> Response 
     res
 }
 
-/// How a connection puts frames on the wire.
+/// How a connection puts frames on the wire. Two bytes: every idle
+/// connection's task holds it; the deflate settings stay in the config.
 #[derive(Debug, Clone, Copy)]
 struct Codec {
     encoding: Encoding,
-    /// Set when permessage-deflate was negotiated.
-    deflate: Option<DeflateSettings>,
+    /// Whether permessage-deflate was negotiated.
+    deflate: bool,
+}
+
+impl Codec {
+    /// The deflate settings, when this connection compresses.
+    fn settings(self, app: &App) -> Option<DeflateSettings> {
+        if self.deflate {
+            app.config.deflate()
+        } else {
+            None
+        }
+    }
 }
 
 /// The connection's task, or `None` if the stream could not be set up.
@@ -203,7 +219,8 @@ fn run(
             &mut rx,
             reason,
             peer_closed,
-            codec,
+            codec.encoding,
+            codec.settings(&app),
             app.config.idle_timeout(),
         ))
         .await;
@@ -307,7 +324,7 @@ async fn serve(
                 Event::Close(r) => Step::Close(r, false),
                 Event::Item(item) => {
                     // Written by `poll_io`, which also reads meanwhile.
-                    push_batch(ws.get_mut(), item, rx, codec);
+                    push_batch(ws.get_mut(), item, rx, encoding, codec.settings(app));
                     Step::Continue
                 }
             },
@@ -397,29 +414,35 @@ fn opcode(encoding: Encoding) -> Opcode {
 }
 
 /// Queues `first` and up to `BATCH - 1` more queued items as frames.
-fn push_batch(io: &mut WsIo, first: Outbound, rx: &mut Receiver, codec: Codec) {
+fn push_batch(
+    io: &mut WsIo,
+    first: Outbound,
+    rx: &mut Receiver,
+    encoding: Encoding,
+    deflate: Option<DeflateSettings>,
+) {
     let mut more = Vec::new();
     rx.recv_many(&mut more, BATCH - 1);
     io.reserve(1 + more.len());
-    push_item(io, &first, codec);
+    push_item(io, &first, encoding, deflate);
     for item in &more {
-        push_item(io, item, codec);
+        push_item(io, item, encoding, deflate);
     }
 }
 
 /// Queues one item: a publication as its shared bytes (deflated once for
 /// every compressing connection), anything else encoded (and deflated)
 /// for this connection alone.
-fn push_item(io: &mut WsIo, item: &Outbound, codec: Codec) {
-    let op = opcode(codec.encoding);
-    match (item, codec.deflate) {
-        (_, None) => io.push_frame(op, item.encode(codec.encoding)),
+fn push_item(io: &mut WsIo, item: &Outbound, encoding: Encoding, deflate: Option<DeflateSettings>) {
+    let op = opcode(encoding);
+    match (item, deflate) {
+        (_, None) => io.push_frame(op, item.encode(encoding)),
         (Outbound::Publication(p), Some(settings)) => {
-            let c = p.deflated(codec.encoding, settings);
+            let c = p.deflated(encoding, settings);
             io.push_message(op, c.bytes.clone(), c.deflated);
         }
         (other, Some(settings)) => {
-            let bytes = other.encode(codec.encoding);
+            let bytes = other.encode(encoding);
             match deflate_once(&bytes, settings) {
                 Some(z) => io.push_message(op, z, true),
                 None => io.push_frame(op, bytes),
@@ -440,15 +463,15 @@ async fn finish(
     rx: &mut Receiver,
     reason: CloseReason,
     peer_closed: bool,
-    codec: Codec,
+    encoding: Encoding,
+    deflate: Option<DeflateSettings>,
     idle_timeout: Duration,
 ) {
-    let encoding = codec.encoding;
     if reason == CloseReason::Shutdown && !peer_closed {
         // What was accepted before the shutdown still reaches the client.
         let _ = tokio::time::timeout(CLOSE_GRACE, async {
             while let Some(item) = rx.try_recv() {
-                push_batch(ws.get_mut(), item, rx, codec);
+                push_batch(ws.get_mut(), item, rx, encoding, deflate);
                 flush(ws).await?;
             }
             Ok::<_, WsError>(())

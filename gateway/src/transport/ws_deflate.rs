@@ -225,7 +225,7 @@ impl Inbound {
             }
         }
         let inflater = self.message.as_mut().ok_or(InflateError::Corrupt)?;
-        let mut plain = Vec::with_capacity(payload.len() * 3);
+        let mut plain = Vec::with_capacity(payload.len().saturating_mul(3).min(self.cap));
         inflater.inflate(&payload, &mut plain)?;
         if fin {
             inflater.finish(&mut plain)?;
