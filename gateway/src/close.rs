@@ -23,6 +23,8 @@ pub enum CloseReason {
     UnsupportedData,
     /// A WebTransport client opened a stream the protocol does not allow.
     StreamNotAllowed,
+    /// Compressed data from the peer that does not inflate.
+    InvalidPayload,
 }
 
 impl CloseReason {
@@ -36,6 +38,7 @@ impl CloseReason {
             6 => Self::ProtocolError,
             7 => Self::UnsupportedData,
             8 => Self::StreamNotAllowed,
+            9 => Self::InvalidPayload,
             _ => return None,
         })
     }
@@ -51,6 +54,7 @@ impl CloseReason {
             Self::ProtocolError => "protocol_error",
             Self::UnsupportedData => "unsupported_data",
             Self::StreamNotAllowed => "stream_not_allowed",
+            Self::InvalidPayload => "invalid_payload",
         }
     }
 
@@ -73,6 +77,7 @@ impl CloseReason {
             Self::ProtocolError => 1002,
             Self::UnsupportedData => 1003,
             Self::StreamNotAllowed => 4003,
+            Self::InvalidPayload => 1007,
         }
     }
 
@@ -93,6 +98,7 @@ impl CloseReason {
             Self::StreamNotAllowed => {
                 "a WebTransport client opens exactly one bidirectional stream (the control stream) and no other"
             }
+            Self::InvalidPayload => "a compressed message did not inflate (corrupt deflate data)",
         }
     }
 

@@ -11,6 +11,7 @@ use livegate_core::topic::{Namespace, NamespaceOptions, Namespaces};
 use serde::Deserialize;
 
 use crate::broker::DedupeWindow;
+use crate::deflate::DeflateSettings;
 
 /// Largest `dedupe_window_size`: the window is kept per topic.
 const MAX_DEDUPE_WINDOW_SIZE: usize = 1_000_000;
@@ -69,6 +70,14 @@ pub struct Config {
     pub dedupe_window_size: usize,
     /// Seconds a publish `msg_id` is remembered (0 turns deduplication off).
     pub dedupe_window_secs: u64,
+    /// Whether to compress for clients that ask (permessage-deflate on
+    /// WebSocket, gzip on SSE and long-poll, the compressed flag on
+    /// WebTransport).
+    pub compression: bool,
+    /// Frames shorter than this many bytes go uncompressed.
+    pub compression_threshold: usize,
+    /// Deflate level, 1 (fastest) to 9 (smallest).
+    pub compression_level: u32,
     /// Whether to serve WebTransport.
     pub webtransport: bool,
     /// WebTransport UDP address; by default `listen`'s IP with port 4433,
@@ -103,6 +112,9 @@ impl Default for Config {
             system_interval_ms: 1000,
             dedupe_window_size: 1000,
             dedupe_window_secs: 300,
+            compression: true,
+            compression_threshold: 256,
+            compression_level: 6,
             webtransport: true,
             wt_listen: None,
             wt_cert: None,
@@ -157,6 +169,9 @@ impl Config {
         if self.dedupe_window_secs > MAX_DEDUPE_WINDOW_SECS {
             return bad("dedupe_window_secs must be at most 604800 (a week)");
         }
+        if !(1..=9).contains(&self.compression_level) {
+            return bad("compression_level must be between 1 and 9");
+        }
         if let Some(url) = &self.wt_advertise {
             if !url.starts_with("https://") {
                 return bad("wt_advertise must be an https:// URL");
@@ -189,6 +204,14 @@ impl Config {
         self.wt_listen.unwrap_or_else(|| {
             let port = if self.listen.port() == 0 { 0 } else { 4433 };
             SocketAddr::new(self.listen.ip(), port)
+        })
+    }
+
+    /// The shared deflate's settings, or `None` when compression is off.
+    pub fn deflate(&self) -> Option<DeflateSettings> {
+        self.compression.then_some(DeflateSettings {
+            level: self.compression_level,
+            threshold: self.compression_threshold,
         })
     }
 
@@ -242,6 +265,25 @@ mod tests {
             ..Config::default()
         };
         assert!(cfg.validate().is_err());
+    }
+
+    #[test]
+    fn compression_is_on_by_default_and_can_be_turned_off() {
+        assert_eq!(
+            Config::default().deflate(),
+            Some(DeflateSettings::default())
+        );
+        let cfg: Config = toml::from_str(
+            "compression = false\ncompression_threshold = 10\ncompression_level = 1",
+        )
+        .unwrap();
+        assert_eq!(cfg.deflate(), None);
+        assert_eq!(cfg.compression_threshold, 10);
+        let bad = Config {
+            compression_level: 10,
+            ..Config::default()
+        };
+        assert!(bad.validate().is_err());
     }
 
     #[test]

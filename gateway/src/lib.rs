@@ -7,6 +7,7 @@ pub mod bench;
 pub mod broker;
 pub mod close;
 pub mod config;
+pub mod deflate;
 pub mod error;
 pub mod http;
 pub mod hub;

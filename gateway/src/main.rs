@@ -76,6 +76,15 @@ struct ServeArgs {
     /// Seconds a publish msg_id is remembered; 0 turns deduplication off [default: 300].
     #[arg(long, env = "LIVEGATE_DEDUPE_WINDOW_SECS")]
     dedupe_window_secs: Option<u64>,
+    /// Never compress, even for clients that ask (permessage-deflate, gzip, WebTransport).
+    #[arg(long, env = "LIVEGATE_NO_COMPRESSION")]
+    no_compression: bool,
+    /// Frames shorter than this many bytes go uncompressed [default: 256].
+    #[arg(long, env = "LIVEGATE_COMPRESSION_THRESHOLD")]
+    compression_threshold: Option<usize>,
+    /// Deflate level, 1 (fastest) to 9 (smallest) [default: 6].
+    #[arg(long, env = "LIVEGATE_COMPRESSION_LEVEL")]
+    compression_level: Option<u32>,
     /// WebTransport UDP address [default: the --listen IP, port 4433; port 0 when --listen's is 0].
     #[arg(long, env = "LIVEGATE_WT_LISTEN")]
     wt_listen: Option<SocketAddr>,
@@ -115,8 +124,13 @@ impl ServeArgs {
             poll_timeout_ms,
             system_interval_ms,
             dedupe_window_size,
-            dedupe_window_secs
+            dedupe_window_secs,
+            compression_threshold,
+            compression_level
         );
+        if self.no_compression {
+            c.compression = false;
+        }
         if self.api_key.is_some() {
             c.api_key = self.api_key.clone();
         }
