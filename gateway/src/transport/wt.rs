@@ -24,8 +24,8 @@ use wtransport::{Connection as WtConnection, Endpoint, Identity, ServerConfig, V
 
 use crate::close::CloseReason;
 use crate::hub::{Outbound, Outbox, Receiver};
-use crate::service::Credentials;
 use crate::stats::Transport;
+use crate::transport::credentials;
 use crate::transport::session::Session;
 use crate::{wire, App, WebTransportInfo};
 
@@ -210,7 +210,10 @@ async fn session(app: Arc<App>, incoming: IncomingSession) {
         request.forbidden().await;
         return;
     };
-    let identity = match app.service.authenticate(&Credentials::connection()) {
+    let query = path.split_once('?').map(|(_, q)| q);
+    let authorization = request.headers().get("authorization").map(String::as_str);
+    let tokens = credentials::tokens(authorization, [], query);
+    let identity = match credentials::authenticate(&app.service, &tokens) {
         Ok(identity) => identity,
         Err(_) => {
             request.forbidden().await;
