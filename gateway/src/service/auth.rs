@@ -151,6 +151,11 @@ impl ApiKey {
     pub fn new(key: Option<String>) -> Self {
         Self { key }
     }
+
+    /// Whether a key is set.
+    pub fn is_set(&self) -> bool {
+        self.key.is_some()
+    }
 }
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {

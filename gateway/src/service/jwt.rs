@@ -235,7 +235,9 @@ fn looks_like_jwt(s: &str) -> bool {
 
 impl Authenticator for JwtAuthenticator {
     fn authenticate(&self, credentials: &Credentials<'_>) -> Result<Identity, ServiceError> {
-        if credentials.origin == Origin::Api {
+        // With tokens on, an unset API key makes nobody a backend: the API
+        // then needs a token too, rather than being open to everyone.
+        if credentials.origin == Origin::Api && self.api_key.is_set() {
             let by_key = self.api_key.authenticate(credentials)?;
             if by_key.role == Role::Backend {
                 return Ok(by_key);
