@@ -6,10 +6,6 @@ needs no JWT package."""
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
-import json
 import time
 
 import httpx
@@ -17,24 +13,15 @@ import pytest
 from websockets.exceptions import InvalidStatus
 
 from conftest import DEFAULT_CONFIG
-from lgclient import JSON_PROTO, WsClient, parse_close, unique
+from lgclient import JSON_PROTO, WsClient, mint_jwt, unique
 
 SECRET = "e2e secret, long enough for HS256"
 API_KEY = "backend-key"
 CONFIG = DEFAULT_CONFIG + f'\n[auth]\njwt_secret = "{SECRET}"\n'
 
 
-def b64(raw: bytes) -> str:
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
-
-
 def mint(claims: dict, *, secret: str = SECRET, alg: str = "HS256") -> str:
-    head = b64(json.dumps({"alg": alg, "typ": "JWT"}).encode())
-    body = b64(json.dumps(claims).encode())
-    if alg == "none":
-        return f"{head}.{body}."
-    sig = hmac.new(secret.encode(), f"{head}.{body}".encode(), hashlib.sha256).digest()
-    return f"{head}.{body}.{b64(sig)}"
+    return mint_jwt(claims, secret, alg=alg)
 
 
 def token(sub: str = "alice", ttl: int = 600, **claims) -> str:

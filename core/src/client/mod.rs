@@ -374,7 +374,11 @@ impl Client {
                 encoding,
                 subscriptions: Vec::new(),
                 open: Open::WebTransport {
-                    request: request::webtransport(&info.url, encoding),
+                    request: request::webtransport(
+                        &info.url,
+                        encoding,
+                        self.config.token.as_deref(),
+                    ),
                     cert_hash: info.hash,
                 },
             }),
