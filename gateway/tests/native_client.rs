@@ -143,13 +143,21 @@ async fn subscribe_now_checks_names_at_once() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn token_source_refreshes_in_place_before_exp() {
+async fn token_source_refreshes_in_place_before_exp_over_websocket() {
+    token_source_refreshes_in_place(TransportKind::WebSocket).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn token_source_refreshes_in_place_before_exp_over_webtransport() {
+    token_source_refreshes_in_place(TransportKind::WebTransport).await;
+}
+
+async fn token_source_refreshes_in_place(transport: TransportKind) {
     use std::sync::atomic::{AtomicU32, Ordering};
     use std::sync::Arc;
 
     const SECRET: &str = "native client token secret";
     let gw = Gateway::start(&[
-        "--no-wt".into(),
         "--api-key".into(),
         "k3y".into(),
         "--jwt-secret".into(),
@@ -160,7 +168,7 @@ async fn token_source_refreshes_in_place_before_exp() {
     // Tokens live 3 s: the client asks for the next one after about 2.4 s
     // and hands it over with a refresh frame, on the same connection.
     let client = ClientBuilder::new(gw.url())
-        .transports([TransportKind::WebSocket])
+        .transports([transport])
         .token_source(move || {
             counter.fetch_add(1, Ordering::SeqCst);
             async move {
@@ -180,6 +188,12 @@ async fn token_source_refreshes_in_place_before_exp() {
     assert_eq!(client.wait_for(State::Connected).await, State::Connected);
     let mut sub = client.subscribe("tok.a").await.expect("subscribe");
     expect_live(&mut sub).await;
+    let mut refused = client.subscribe("other.a").await.expect("subscribe");
+    let first = tokio::time::timeout(Duration::from_secs(10), refused.next()).await;
+    assert!(
+        matches!(&first, Ok(Some(SubscriptionEvent::Failed { code, .. })) if *code == "forbidden"),
+        "{first:?}"
+    );
     let mut changes = Box::pin(client.state_changes());
     // Bounded: 100 rounds of 100 ms.
     for _ in 0..100 {
