@@ -105,8 +105,8 @@ fn every_algorithm_with_its_key() {
     }
 }
 
-#[test]
-fn bad_tokens_are_refused_as_unauthorized() {
+#[tokio::test]
+async fn bad_tokens_are_refused_as_unauthorized() {
     let app = App::in_memory(config(false));
     let expired = hs256(&claims("alice", now() - 120));
     let forged = encode(
@@ -143,6 +143,22 @@ fn bad_tokens_are_refused_as_unauthorized() {
         .authenticate(&Credentials::connection())
         .expect("anonymous allowed");
     assert_eq!(anon.subject(), "anonymous");
+    // Anonymous callers read ordinary topics, not $sys unless allowed.
+    let (conn, mut rx) = open.service.open(anon.clone());
+    let mut s = Session::new(conn);
+    let sub = json!({"type":"subscribe","id":1,"topic":"news"});
+    assert_eq!(answer(&mut s, &mut rx, sub).await["type"], "subscribed");
+    let sys = json!({"type":"subscribe","id":2,"topic":"$sys.cpu"});
+    assert_eq!(
+        answer(&mut s, &mut rx, sys.clone()).await["code"],
+        "forbidden"
+    );
+    let mut cfg = config(true);
+    cfg.auth.anonymous_sys = true;
+    let live_page = App::in_memory(cfg);
+    let (conn, mut rx) = live_page.service.open(anon);
+    let mut s = Session::new(conn);
+    assert_eq!(answer(&mut s, &mut rx, sys).await["type"], "subscribed");
 }
 
 fn session(app: &Arc<App>, token: &str) -> (Session, Receiver) {
@@ -334,4 +350,24 @@ async fn http_api_and_read_transports_check_tokens() {
     );
     let (status, _) = call(&app, publish("backend-key", "metrics.cpu")).await;
     assert_eq!(status, 200);
+}
+
+#[test]
+fn token_settings_are_checked_at_start_up() {
+    let cfg: Config = toml::from_str(&format!(
+        "[auth]\njwt_public_key = {:?}\nanonymous = true\n",
+        keys("ec.pub")
+    ))
+    .expect("toml");
+    assert!(cfg.validate().is_ok());
+    for (key, why) in [("missing.pub", "cannot read"), ("README", "is not a PEM")] {
+        let mut bad = Config::default();
+        bad.auth.jwt_public_key = Some(keys(key));
+        let err = bad.validate().expect_err(why).to_string();
+        assert!(err.contains(why), "{err}");
+    }
+    let mut empty = Config::default();
+    empty.auth.jwt_secret = Some(String::new());
+    assert!(empty.validate().is_err());
+    assert!(toml::from_str::<Config>("[auth]\njwt_secrte = \"x\"").is_err());
 }

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use jsonwebtoken::crypto::CryptoProvider;
 use jsonwebtoken::errors::ErrorKind as JwtErrorKind;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use livegate_core::topic::is_reserved;
 use serde::Deserialize;
 
 use super::auth::{ApiKey, Authenticator, Credentials, Identity, Operation, Origin, Role};
@@ -27,6 +28,9 @@ pub struct AuthConfig {
     /// Whether connections (and API readers) without a token are let in
     /// when tokens are on; they may then do what the gateway allows anyone.
     pub anonymous: bool,
+    /// Whether those anonymous callers may also read reserved topics
+    /// (`$sys.*`: machine figures), say for the live page on localhost.
+    pub anonymous_sys: bool,
     /// Required `iss`, if set.
     pub issuer: Option<String>,
     /// Required `aud`, if set.
@@ -85,6 +89,7 @@ pub struct JwtAuthenticator {
     keys: Vec<(DecodingKey, Validation)>,
     api_key: ApiKey,
     anonymous: bool,
+    anonymous_sys: bool,
 }
 
 impl std::fmt::Debug for JwtAuthenticator {
@@ -150,6 +155,7 @@ impl JwtAuthenticator {
             keys,
             api_key,
             anonymous: config.anonymous,
+            anonymous_sys: config.anonymous_sys,
         })
     }
 
@@ -160,6 +166,7 @@ impl JwtAuthenticator {
             keys: Vec::new(),
             api_key,
             anonymous: false,
+            anonymous_sys: false,
         }
     }
 
@@ -273,7 +280,11 @@ impl Authenticator for JwtAuthenticator {
                     operation.name()
                 ),
             )),
-            None if self.anonymous => Ok(()),
+            None if self.anonymous && (self.anonymous_sys || !is_reserved(topic)) => Ok(()),
+            None if self.anonymous => Err(ServiceError::new(
+                ErrorKind::Forbidden,
+                format!("{topic} is reserved: reading it needs a token that grants it"),
+            )),
             None => Err(ServiceError::new(
                 ErrorKind::Unauthorized,
                 "a token is required for this",
