@@ -25,6 +25,8 @@ pub enum CloseReason {
     StreamNotAllowed,
     /// Compressed data from the peer that does not inflate.
     InvalidPayload,
+    /// The connection's token expired before a `refresh` replaced it.
+    TokenExpired,
 }
 
 impl CloseReason {
@@ -39,6 +41,7 @@ impl CloseReason {
             7 => Self::UnsupportedData,
             8 => Self::StreamNotAllowed,
             9 => Self::InvalidPayload,
+            10 => Self::TokenExpired,
             _ => return None,
         })
     }
@@ -55,6 +58,7 @@ impl CloseReason {
             Self::UnsupportedData => "unsupported_data",
             Self::StreamNotAllowed => "stream_not_allowed",
             Self::InvalidPayload => "invalid_payload",
+            Self::TokenExpired => "token_expired",
         }
     }
 
@@ -62,7 +66,11 @@ impl CloseReason {
     pub fn reconnect(self) -> bool {
         matches!(
             self,
-            Self::PeerGone | Self::Shutdown | Self::SlowConsumer | Self::HeartbeatTimeout
+            Self::PeerGone
+                | Self::Shutdown
+                | Self::SlowConsumer
+                | Self::HeartbeatTimeout
+                | Self::TokenExpired
         )
     }
 
@@ -78,6 +86,7 @@ impl CloseReason {
             Self::UnsupportedData => 1003,
             Self::StreamNotAllowed => 4003,
             Self::InvalidPayload => 1007,
+            Self::TokenExpired => 4004,
         }
     }
 
@@ -99,6 +108,9 @@ impl CloseReason {
                 "a WebTransport client opens exactly one bidirectional stream (the control stream) and no other"
             }
             Self::InvalidPayload => "a compressed message did not inflate (corrupt deflate data)",
+            Self::TokenExpired => {
+                "the connection's token expired before a refresh frame replaced it; reconnect with a new token"
+            }
         }
     }
 

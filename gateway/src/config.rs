@@ -12,6 +12,8 @@ use serde::Deserialize;
 
 use crate::broker::DedupeWindow;
 use crate::deflate::DeflateSettings;
+use crate::service::jwt::{AuthConfig, JwtAuthenticator};
+use crate::service::ApiKey;
 
 /// Largest `dedupe_window_size`: the window is kept per topic.
 const MAX_DEDUPE_WINDOW_SIZE: usize = 1_000_000;
@@ -95,6 +97,8 @@ pub struct Config {
     pub defaults: NamespaceOptions,
     /// Namespaces, matched by longest prefix.
     pub namespaces: Vec<Namespace>,
+    /// Connection tokens (JWT); off unless a key is given.
+    pub auth: AuthConfig,
 }
 
 impl Default for Config {
@@ -122,6 +126,7 @@ impl Default for Config {
             wt_advertise: None,
             defaults: NamespaceOptions::default(),
             namespaces: Vec::new(),
+            auth: AuthConfig::default(),
         }
     }
 }
@@ -182,6 +187,10 @@ impl Config {
         }
         if matches!(self.api_key.as_deref(), Some("")) {
             return bad("api_key must not be empty (leave it unset to disable the check)");
+        }
+        if self.auth.enabled() {
+            JwtAuthenticator::new(&self.auth, ApiKey::default())
+                .map_err(|e| ConfigError::Invalid(e.to_string()))?;
         }
         Ok(())
     }

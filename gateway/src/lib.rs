@@ -26,6 +26,7 @@ use std::sync::Arc;
 use broker::{Broker, MemoryBroker, Sink};
 use config::Config;
 use hub::Hub;
+use service::jwt::JwtAuthenticator;
 use service::{ApiKey, Limits, Service};
 use stats::Stats;
 
@@ -112,7 +113,7 @@ impl App {
             broker,
             stats,
             config.namespaces(),
-            Arc::new(ApiKey::new(config.api_key.clone())),
+            JwtAuthenticator::from_config(&config.auth, ApiKey::new(config.api_key.clone())),
             limits,
         );
         Arc::new(Self {

@@ -100,6 +100,15 @@ struct ServeArgs {
     /// WebTransport URL to announce at /wt/cert-hash when clients reach it through another address.
     #[arg(long, env = "LIVEGATE_WT_ADVERTISE")]
     wt_advertise: Option<String>,
+    /// Shared secret of HS256/384/512 connection tokens (turns tokens on).
+    #[arg(long, env = "LIVEGATE_JWT_SECRET", hide_env_values = true)]
+    jwt_secret: Option<String>,
+    /// PEM public key of RS256, ES256 or EdDSA connection tokens (turns tokens on).
+    #[arg(long, env = "LIVEGATE_JWT_PUBLIC_KEY")]
+    jwt_public_key: Option<PathBuf>,
+    /// With tokens on, let connections without a token in.
+    #[arg(long, env = "LIVEGATE_ALLOW_ANONYMOUS")]
+    allow_anonymous: bool,
     /// Log filter, e.g. `info` or `livegate=debug`.
     #[arg(long, env = "LIVEGATE_LOG", default_value = "info")]
     log: String,
@@ -133,6 +142,15 @@ impl ServeArgs {
         }
         if self.api_key.is_some() {
             c.api_key = self.api_key.clone();
+        }
+        if self.jwt_secret.is_some() {
+            c.auth.jwt_secret = self.jwt_secret.clone();
+        }
+        if self.jwt_public_key.is_some() {
+            c.auth.jwt_public_key = self.jwt_public_key.clone();
+        }
+        if self.allow_anonymous {
+            c.auth.anonymous = true;
         }
         if self.no_system_publisher {
             c.system_publisher = false;

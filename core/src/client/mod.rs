@@ -27,6 +27,7 @@ mod publish;
 mod request;
 mod router;
 mod sse;
+pub mod token;
 mod types;
 
 #[cfg(test)]
@@ -70,14 +71,17 @@ enum Timer {
     UpgradeProbe = 3,
     /// When to send HTTP publishes again after one could not be delivered.
     PublishRetry = 4,
+    /// When to ask the app for a new connection token.
+    TokenRefresh = 5,
 }
 
-const TIMERS: [Timer; 5] = [
+const TIMERS: [Timer; 6] = [
     Timer::Reconnect,
     Timer::ConnectTimeout,
     Timer::PeerSilence,
     Timer::UpgradeProbe,
     Timer::PublishRetry,
+    Timer::TokenRefresh,
 ];
 
 #[derive(Debug)]
@@ -127,7 +131,7 @@ pub struct Client {
     inflight: HashMap<u64, PendingPublish>,
     /// Publishes handed to the driver as HTTP requests, by msg_id.
     inflight_http: HashMap<String, PendingPublish>,
-    timers: [Option<u64>; 5],
+    timers: [Option<u64>; 6],
     /// HTTP publishes that failed in a row (paces their retries).
     publish_failures: u32,
     actions: VecDeque<Action>,
@@ -157,7 +161,7 @@ impl Client {
             outbox: VecDeque::new(),
             inflight: HashMap::new(),
             inflight_http: HashMap::new(),
-            timers: [None; 5],
+            timers: [None; 6],
             publish_failures: 0,
             actions: VecDeque::new(),
             events: VecDeque::new(),
@@ -227,6 +231,24 @@ impl Client {
             self.set_state(State::Connecting, Reason::AppConnect);
             self.start_attempt(now);
         }
+    }
+
+    /// Replaces the connection token: later connections send it, and a live
+    /// WebSocket or WebTransport connection gets a `refresh` frame with it
+    /// (no reconnect). With `valid_for_ms`, an [`Event::TokenNeeded`]
+    /// comes at four fifths of that time ([`token::refresh_after_ms`]).
+    pub fn set_token(&mut self, now: u64, token: String, valid_for_ms: Option<u64>) {
+        self.timers[Timer::TokenRefresh as usize] =
+            valid_for_ms.map(|v| now + token::refresh_after_ms(v));
+        if let Some((conn, true)) = self.live() {
+            self.send(
+                conn,
+                &ClientFrame::Refresh {
+                    token: token.clone(),
+                },
+            );
+        }
+        self.config.token = Some(token);
     }
 
     /// Stops for good: closes the connection and fails waiting publishes.
@@ -352,7 +374,11 @@ impl Client {
                 encoding,
                 subscriptions: Vec::new(),
                 open: Open::WebTransport {
-                    request: request::webtransport(&info.url, encoding),
+                    request: request::webtransport(
+                        &info.url,
+                        encoding,
+                        self.config.token.as_deref(),
+                    ),
                     cert_hash: info.hash,
                 },
             }),
@@ -380,6 +406,7 @@ impl Client {
         match timer {
             Timer::Reconnect => self.start_attempt(now),
             Timer::PublishRetry => self.flush_outbox(),
+            Timer::TokenRefresh => self.events.push_back(Event::TokenNeeded { expired: false }),
             Timer::ConnectTimeout => {
                 if let Some(c) = self.conn.as_ref().filter(|c| !c.greeted) {
                     let reason = Reason::ConnectTimeout(c.transport);
@@ -594,7 +621,7 @@ impl Client {
         if let Some(c) = self.conn.take() {
             self.actions.push_back(Action::Close { conn: c.id });
         }
-        self.timers = [None; 5];
+        self.timers = [None; 6];
         let mut failed: Vec<PendingPublish> = self.outbox.drain(..).collect();
         failed.extend(self.inflight.drain().map(|(_, p)| p));
         failed.extend(self.inflight_http.drain().map(|(_, p)| p));

@@ -469,7 +469,7 @@ async fn run_compression_variant(
             "{{\"type\":\"subscribe\",\"id\":1,\"topic\":\"{topic}\"}}"
         )),
         publish_url: format!("{url}/api/publish/{topic}"),
-        pid: spawned.as_ref().map(|s| s.child.id()),
+        pid: spawned.as_ref().map(|s| s.process.pid()),
         client: peer::PeerClient::Raw {
             deflate: compression == BenchCompression::Deflate,
         },

@@ -6,6 +6,7 @@
 //! handling of the bidirectional transports (WebSocket, WebTransport); SSE
 //! and long-poll are read-only and subscribe from their query.
 
+pub mod credentials;
 pub mod gzip;
 pub mod poll;
 pub mod session;

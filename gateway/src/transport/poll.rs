@@ -19,8 +19,8 @@ use livegate_core::Encoding;
 
 use crate::error::ServiceError;
 use crate::hub::Outbound;
-use crate::service::Credentials;
 use crate::stats::Transport;
+use crate::transport::credentials;
 use crate::transport::gzip::{accepts_gzip, gzip_body};
 use crate::transport::parse_topic_query;
 use crate::wire::SharedPub;
@@ -54,7 +54,8 @@ pub async fn handler(State(app): State<Arc<App>>, req: Request) -> Response {
             }
         },
     };
-    let identity = match app.service.authenticate(&Credentials::connection()) {
+    let tokens = credentials::http_tokens(req.headers(), req.uri().query());
+    let identity = match credentials::authenticate(&app.service, &tokens) {
         Ok(identity) => identity,
         Err(e) => return e.into_response(),
     };

@@ -18,8 +18,9 @@ use livegate_core::Encoding;
 
 use crate::close::CloseReason;
 use crate::hub::{Outbound, Outbox, Receiver};
-use crate::service::{Connection, Credentials};
+use crate::service::Connection;
 use crate::stats::{ConnectionGuard, Transport};
+use crate::transport::credentials;
 use crate::transport::gzip::{accepts_gzip, GzipWriter};
 use crate::transport::{parse_topic_query, ConnControl};
 use crate::{wire, App};
@@ -47,7 +48,8 @@ pub async fn handler(State(app): State<Arc<App>>, req: Request) -> Response {
         Ok(q) => q,
         Err(e) => return e.into_response(),
     };
-    let identity = match app.service.authenticate(&Credentials::connection()) {
+    let tokens = credentials::http_tokens(req.headers(), req.uri().query());
+    let identity = match credentials::authenticate(&app.service, &tokens) {
         Ok(identity) => identity,
         Err(e) => return e.into_response(),
     };

@@ -26,8 +26,8 @@ use crate::close::CloseReason;
 use crate::deflate::{deflate_once, DeflateSettings, InflateError};
 use crate::error::{ErrorKind, ServiceError};
 use crate::hub::{Event, Outbound, Receiver};
-use crate::service::Credentials;
 use crate::stats::Transport;
+use crate::transport::credentials;
 use crate::transport::session::Session;
 use crate::transport::ws_deflate;
 use crate::transport::ws_io::{Opcode, WsIo};
@@ -56,7 +56,7 @@ fn negotiate(headers: &HeaderMap) -> Result<(Encoding, bool), ServiceError> {
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
         .map(str::trim)
-        .filter(|s| !s.is_empty())
+        .filter(|s| !s.is_empty() && !s.starts_with(credentials::SUBPROTOCOL_PREFIX))
         .collect();
     if offered.is_empty() {
         return Ok((Encoding::Json, false));
@@ -100,7 +100,8 @@ pub async fn upgrade(State(app): State<Arc<App>>, mut req: Request) -> Response 
         Ok(n) => n,
         Err(e) => return e.into_response(),
     };
-    let identity = match app.service.authenticate(&Credentials::connection()) {
+    let tokens = credentials::http_tokens(headers, req.uri().query());
+    let identity = match credentials::authenticate(&app.service, &tokens) {
         Ok(identity) => identity,
         Err(e) => return e.into_response(),
     };

@@ -25,8 +25,8 @@ use wtransport::{Connection as WtConnection, Endpoint, Identity, ServerConfig, V
 use crate::close::CloseReason;
 use crate::deflate::{deflate_once, inflate_all, DeflateSettings, InflateError};
 use crate::hub::{Outbound, Outbox, Receiver};
-use crate::service::Credentials;
 use crate::stats::Transport;
+use crate::transport::credentials;
 use crate::transport::session::Session;
 use crate::wire::{Compression, Framing, Variant};
 use crate::{wire, App, WebTransportInfo};
@@ -228,7 +228,10 @@ async fn session(app: Arc<App>, incoming: IncomingSession) {
     };
     // Asked for and allowed: frames may carry the compressed flag both ways.
     let deflate = app.config.deflate().filter(|_| compress);
-    let identity = match app.service.authenticate(&Credentials::connection()) {
+    let query = path.split_once('?').map(|(_, q)| q);
+    let authorization = request.headers().get("authorization").map(String::as_str);
+    let tokens = credentials::tokens(authorization, [], query);
+    let identity = match credentials::authenticate(&app.service, &tokens) {
         Ok(identity) => identity,
         Err(_) => {
             request.forbidden().await;
