@@ -91,6 +91,18 @@ struct ServeArgs {
     /// WebTransport URL to announce at /wt/cert-hash when clients reach it through another address.
     #[arg(long, env = "LIVEGATE_WT_ADVERTISE")]
     wt_advertise: Option<String>,
+    /// Keep history in memory only: lost when the gateway stops (no data directory).
+    #[arg(long, env = "LIVEGATE_MEMORY", conflicts_with = "data_dir")]
+    memory: bool,
+    /// Directory of the history log [default: ./livegate-data]. One gateway per directory.
+    #[arg(long, env = "LIVEGATE_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// Sync the log at most this many ms after a write; 0 syncs before every acknowledgement [default: 0].
+    #[arg(long, env = "LIVEGATE_FSYNC_INTERVAL_MS")]
+    fsync_interval_ms: Option<u64>,
+    /// Size in bytes at which a log segment is sealed and the next begun [default: 67108864].
+    #[arg(long, env = "LIVEGATE_SEGMENT_BYTES")]
+    segment_bytes: Option<u64>,
     /// Log filter, e.g. `info` or `livegate=debug`.
     #[arg(long, env = "LIVEGATE_LOG", default_value = "info")]
     log: String,
@@ -115,8 +127,14 @@ impl ServeArgs {
             poll_timeout_ms,
             system_interval_ms,
             dedupe_window_size,
-            dedupe_window_secs
+            dedupe_window_secs,
+            data_dir,
+            fsync_interval_ms,
+            segment_bytes
         );
+        if self.memory {
+            c.memory = true;
+        }
         if self.api_key.is_some() {
             c.api_key = self.api_key.clone();
         }
@@ -186,7 +204,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         let system = config.system_publisher;
         let interval = Duration::from_millis(config.system_interval_ms);
         let webtransport = config.webtransport;
-        let app = App::in_memory(config);
+        let app = App::open(config).context("cannot open the history log (--memory runs without one)")?;
         let wt = if webtransport {
             Some(livegate::transport::wt::start(app.clone()).await?)
         } else {
