@@ -404,7 +404,7 @@ class Gateway:
         self.log = open(Path(self.dir.name) / "gateway.log", "wb")
         self.proc = subprocess.Popen(
             [str(binary), "serve", "--listen", "127.0.0.1:0", "--no-system-publisher", "--no-wt",
-             "--config", str(config), "--queue-size", str(queue_size), "--log", "warn"],
+             "--config", str(config), "--queue-size", str(queue_size), "--log", "warn", "--memory"],
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=self.log, env=env,
             preexec_fn=_die_with_parent)
         line = self._first_line(15.0)

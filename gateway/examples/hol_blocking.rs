@@ -116,6 +116,7 @@ async fn main() -> anyhow::Result<()> {
             "--no-system-publisher",
             "--log",
             "warn",
+            "--memory",
             "--max-frame-bytes",
             "8388608",
         ])

@@ -18,8 +18,10 @@ pub struct Gateway {
 }
 
 impl Gateway {
-    /// Starts `livegate serve --listen 127.0.0.1:0 --no-system-publisher ARGS`.
+    /// Starts `livegate serve --listen 127.0.0.1:0 --no-system-publisher ARGS`,
+    /// in memory unless ARGS give a `--data-dir`.
     pub fn start(extra: &[String]) -> Self {
+        let memory = (!extra.iter().any(|a| a == "--data-dir")).then_some("--memory");
         let mut child = Command::new(env!("CARGO_BIN_EXE_livegate"))
             .args([
                 "serve",
@@ -29,6 +31,7 @@ impl Gateway {
                 "--log",
                 "warn",
             ])
+            .args(memory)
             .args(extra)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
