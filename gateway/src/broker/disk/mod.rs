@@ -13,6 +13,7 @@ pub mod dir;
 pub mod record;
 pub mod replay;
 pub mod segment;
+pub mod syncer;
 pub mod writer;
 
 use std::path::{Path, PathBuf};
@@ -137,6 +138,7 @@ impl DiskBroker {
             sink,
             fsync: options.fsync,
             segment_bytes: options.segment_bytes,
+            syncer: None,
             broken: None,
         };
         let (tx, rx) = mpsc::channel();

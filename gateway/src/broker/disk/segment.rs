@@ -136,6 +136,11 @@ impl Active {
         Ok(())
     }
 
+    /// A second handle on the segment's file (for syncing elsewhere).
+    pub fn handle(&self) -> io::Result<File> {
+        self.file.try_clone()
+    }
+
     /// Cuts the segment back to `len` bytes.
     pub fn truncate(&mut self, len: u64) -> io::Result<()> {
         self.file.set_len(len)?;

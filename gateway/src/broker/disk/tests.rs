@@ -264,3 +264,33 @@ fn a_data_dir_that_cannot_be_created_is_a_clear_error() {
         "{err}"
     );
 }
+
+#[test]
+fn the_interval_policy_syncs_in_the_background_across_segment_rolls() {
+    let dir = TempDir::new("interval");
+    let open_interval = || {
+        DiskBroker::open(
+            &DiskOptions {
+                dir: dir.path().to_owned(),
+                fsync: FsyncPolicy::Interval(Duration::from_millis(5)),
+                segment_bytes: 4096,
+            },
+            Namespaces::default(),
+            DedupeWindow::default(),
+            Arc::new(Stats::default()),
+            Arc::new(Recorder::default()),
+        )
+        .unwrap()
+    };
+    let b = open_interval();
+    for n in 1..=200 {
+        assert_eq!(publish(&b, "t", n, None).position.offset, n);
+    }
+    drop(b);
+    assert!(segments(dir.path()).len() > 1, "rolled");
+    let b = open_interval();
+    assert_eq!(
+        offsets(&b, "t", None).unwrap(),
+        (1..=200).collect::<Vec<_>>()
+    );
+}

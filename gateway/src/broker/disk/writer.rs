@@ -20,6 +20,7 @@ use tokio::sync::oneshot;
 use super::record;
 use super::replay::SegmentIndex;
 use super::segment::{self, Active};
+use super::syncer::Syncer;
 use super::FsyncPolicy;
 use crate::broker::dedupe::DedupeWindow;
 use crate::broker::topics::{lock, SharedLog, TopicTable};
@@ -68,6 +69,8 @@ pub struct Writer {
     pub fsync: FsyncPolicy,
     /// A segment past this many bytes is sealed and a new one started.
     pub segment_bytes: u64,
+    /// The background sync of [`FsyncPolicy::Interval`], started by `run`.
+    pub syncer: Option<Syncer>,
     /// Set when a failed write could not be cut back: the segment's end is
     /// unknown, so nothing more is appended until a restart.
     pub broken: Option<String>,
@@ -84,17 +87,19 @@ struct Staged {
 impl Writer {
     /// Runs until every sender is gone, then syncs what is left.
     pub fn run(mut self, commands: Receiver<Command>) {
-        let mut last_sync = Instant::now();
+        if let FsyncPolicy::Interval(every) = self.fsync {
+            match self.active.handle().and_then(|f| Syncer::start(f, every)) {
+                Ok(s) => self.syncer = Some(s),
+                // Without it the writer syncs each batch itself: slower, as safe.
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot start the log's sync thread; syncing every write")
+                }
+            }
+        }
         let mut last_retention = Instant::now();
         let mut batch = Vec::new();
         loop {
-            let wait = match self.fsync {
-                FsyncPolicy::Interval(every) if self.active.dirty => {
-                    every.saturating_sub(last_sync.elapsed())
-                }
-                _ => RETENTION_EVERY,
-            };
-            match commands.recv_timeout(wait) {
+            match commands.recv_timeout(RETENTION_EVERY) {
                 Ok(first) => {
                     batch.push(first);
                     batch.extend(commands.try_iter().take(MAX_BATCH - 1));
@@ -102,14 +107,6 @@ impl Writer {
                 }
                 Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => break,
-            }
-            if let FsyncPolicy::Interval(every) = self.fsync {
-                if self.active.dirty && last_sync.elapsed() >= every {
-                    if let Err(e) = self.active.sync() {
-                        tracing::error!(error = %e, "cannot sync the log");
-                    }
-                    last_sync = Instant::now();
-                }
             }
             if self.active.len >= self.segment_bytes {
                 self.roll();
@@ -119,6 +116,7 @@ impl Writer {
                 last_retention = Instant::now();
             }
         }
+        self.syncer.take();
         if let Err(e) = self.active.sync() {
             tracing::error!(error = %e, "cannot sync the log at shutdown");
         }
@@ -221,9 +219,12 @@ impl Writer {
     /// segment is cut back to where it was.
     fn write(&mut self, bytes: &[u8]) -> std::io::Result<()> {
         let before = self.active.len;
-        let result = self.active.append(bytes).and_then(|()| match self.fsync {
-            FsyncPolicy::Always => self.active.sync(),
-            FsyncPolicy::Interval(_) => Ok(()),
+        let result = self.active.append(bytes).and_then(|()| match &self.syncer {
+            Some(syncer) => {
+                syncer.wrote();
+                Ok(())
+            }
+            None => self.active.sync(),
         });
         if result.is_err() && self.active.len != before {
             // Written but not synced: take the records back, or a restart
@@ -268,6 +269,16 @@ impl Writer {
             tracing::error!(error = %e, "cannot write the checkpoint of a new log segment");
             let _ = std::fs::remove_file(segment::path(&self.dir, number));
             return;
+        }
+        if let Some(syncer) = &self.syncer {
+            match next.handle() {
+                Ok(f) => syncer.replace(f),
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot hand the new log segment to the sync thread");
+                    let _ = std::fs::remove_file(segment::path(&self.dir, number));
+                    return;
+                }
+            }
         }
         self.active = next;
         self.segments.push(SegmentIndex {
