@@ -19,9 +19,10 @@ pub struct Gateway {
 
 impl Gateway {
     /// Starts `livegate serve --listen 127.0.0.1:0 --no-system-publisher ARGS`,
-    /// in memory unless ARGS give a `--data-dir`.
+    /// in memory unless ARGS give a `--data-dir` (or `--memory` already).
     pub fn start(extra: &[String]) -> Self {
-        let memory = (!extra.iter().any(|a| a == "--data-dir")).then_some("--memory");
+        let memory =
+            (!extra.iter().any(|a| a == "--data-dir" || a == "--memory")).then_some("--memory");
         let mut child = Command::new(env!("CARGO_BIN_EXE_livegate"))
             .args([
                 "serve",

@@ -190,8 +190,7 @@ impl Writer {
             }
             return;
         }
-        let index = self.segments.last_mut();
-        let mut index = index;
+        let mut index = self.segments.last_mut();
         for s in staged {
             let mut st = lock(&s.log);
             let position = st.append(s.publication.clone(), s.msg_id.as_deref(), window);
