@@ -10,7 +10,7 @@ use std::time::Duration;
 use livegate_core::topic::{Namespace, NamespaceOptions, Namespaces};
 use serde::Deserialize;
 
-use crate::broker::DedupeWindow;
+use crate::broker::{DedupeWindow, DiskOptions, FsyncPolicy};
 use crate::deflate::DeflateSettings;
 use crate::service::jwt::{AuthConfig, JwtAuthenticator};
 use crate::service::ApiKey;
@@ -19,6 +19,9 @@ use crate::service::ApiKey;
 const MAX_DEDUPE_WINDOW_SIZE: usize = 1_000_000;
 /// Longest `dedupe_window_secs`.
 const MAX_DEDUPE_WINDOW_SECS: u64 = 7 * 24 * 3600;
+
+/// The data directory when none is given, relative to the working directory.
+pub const DEFAULT_DATA_DIR: &str = "livegate-data";
 
 /// Why the settings cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -99,6 +102,15 @@ pub struct Config {
     pub namespaces: Vec<Namespace>,
     /// Connection tokens (JWT); off unless a key is given.
     pub auth: AuthConfig,
+    /// Keep history in memory only (lost at exit) instead of the log on disk.
+    pub memory: bool,
+    /// Where the log is kept (relative paths from the working directory).
+    pub data_dir: PathBuf,
+    /// 0: sync the log before acknowledging each publish; otherwise at most
+    /// this many milliseconds after a write.
+    pub fsync_interval_ms: u64,
+    /// Size at which a log segment is sealed and the next started.
+    pub segment_bytes: u64,
 }
 
 impl Default for Config {
@@ -127,6 +139,10 @@ impl Default for Config {
             defaults: NamespaceOptions::default(),
             namespaces: Vec::new(),
             auth: AuthConfig::default(),
+            memory: false,
+            data_dir: PathBuf::from(DEFAULT_DATA_DIR),
+            fsync_interval_ms: 0,
+            segment_bytes: 64 << 20,
         }
     }
 }
@@ -185,6 +201,17 @@ impl Config {
         if self.wt_cert.is_some() != self.wt_key.is_some() {
             return bad("wt_cert and wt_key go together: give both or neither");
         }
+        if self.fsync_interval_ms > 60_000 {
+            return bad(
+                "fsync_interval_ms must be at most 60000 (0 syncs before every acknowledgement)",
+            );
+        }
+        if !(4096..=1 << 30).contains(&self.segment_bytes) {
+            return bad("segment_bytes must be between 4096 and 1073741824");
+        }
+        if self.data_dir.as_os_str().is_empty() {
+            return bad("data_dir must not be empty");
+        }
         if matches!(self.api_key.as_deref(), Some("")) {
             return bad("api_key must not be empty (leave it unset to disable the check)");
         }
@@ -205,6 +232,18 @@ impl Config {
         DedupeWindow {
             max_ids: self.dedupe_window_size,
             max_age_ms: self.dedupe_window_secs.saturating_mul(1000),
+        }
+    }
+
+    /// Where and how the log on disk is kept.
+    pub fn disk(&self) -> DiskOptions {
+        DiskOptions {
+            dir: self.data_dir.clone(),
+            fsync: match self.fsync_interval_ms {
+                0 => FsyncPolicy::Always,
+                ms => FsyncPolicy::Interval(Duration::from_millis(ms)),
+            },
+            segment_bytes: self.segment_bytes,
         }
     }
 
@@ -293,6 +332,30 @@ mod tests {
             ..Config::default()
         };
         assert!(bad.validate().is_err());
+    }
+
+    #[test]
+    fn log_settings() {
+        let cfg = Config::default();
+        assert!(!cfg.memory);
+        assert_eq!(cfg.disk().dir, PathBuf::from("livegate-data"));
+        assert_eq!(cfg.disk().fsync, FsyncPolicy::Always);
+        let cfg: Config = toml::from_str(
+            "data_dir = \"/var/lib/livegate\"\nfsync_interval_ms = 20\n[defaults]\nhistory_max_bytes = 1000",
+        )
+        .unwrap();
+        assert_eq!(cfg.disk().dir, PathBuf::from("/var/lib/livegate"));
+        assert_eq!(
+            cfg.disk().fsync,
+            FsyncPolicy::Interval(Duration::from_millis(20))
+        );
+        assert_eq!(cfg.namespaces().bounds_for("x").max_bytes, 1000);
+        assert!(cfg.validate().is_ok());
+        let tiny = Config {
+            segment_bytes: 10,
+            ..Config::default()
+        };
+        assert!(tiny.validate().is_err());
     }
 
     #[test]

@@ -25,7 +25,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the gateway and its live page.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Subscribe and print one JSON line per event, reconnecting and resuming on its own.
     Sub(cli_client::SubArgs),
     /// Publish DATA (or each line of stdin) and print the acks.
@@ -109,6 +109,18 @@ struct ServeArgs {
     /// With tokens on, let connections without a token in.
     #[arg(long, env = "LIVEGATE_ALLOW_ANONYMOUS")]
     allow_anonymous: bool,
+    /// Keep history in memory only: lost when the gateway stops (no data directory).
+    #[arg(long, env = "LIVEGATE_MEMORY", conflicts_with = "data_dir")]
+    memory: bool,
+    /// Directory of the history log [default: ./livegate-data]. One gateway per directory.
+    #[arg(long, env = "LIVEGATE_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// Sync the log at most this many ms after a write; 0 syncs before every acknowledgement [default: 0].
+    #[arg(long, env = "LIVEGATE_FSYNC_INTERVAL_MS")]
+    fsync_interval_ms: Option<u64>,
+    /// Size in bytes at which a log segment is sealed and the next begun [default: 67108864].
+    #[arg(long, env = "LIVEGATE_SEGMENT_BYTES")]
+    segment_bytes: Option<u64>,
     /// Log filter, e.g. `info` or `livegate=debug`.
     #[arg(long, env = "LIVEGATE_LOG", default_value = "info")]
     log: String,
@@ -135,10 +147,16 @@ impl ServeArgs {
             dedupe_window_size,
             dedupe_window_secs,
             compression_threshold,
-            compression_level
+            compression_level,
+            data_dir,
+            fsync_interval_ms,
+            segment_bytes
         );
         if self.no_compression {
             c.compression = false;
+        }
+        if self.memory {
+            c.memory = true;
         }
         if self.api_key.is_some() {
             c.api_key = self.api_key.clone();
@@ -176,7 +194,7 @@ impl ServeArgs {
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Serve(args) => serve(args),
+        Command::Serve(args) => serve(*args),
         Command::Sub(args) => client_command(cli_client::sub(args)),
         Command::Pub(args) => client_command(cli_client::publish(args)),
         Command::Bench(args) => client_command(cli_bench::run(args)),
@@ -228,7 +246,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         let system = config.system_publisher;
         let interval = Duration::from_millis(config.system_interval_ms);
         let webtransport = config.webtransport;
-        let app = App::in_memory(config);
+        let app = App::open(config).context("cannot open the history log (--memory runs without one)")?;
         let wt = if webtransport {
             Some(livegate::transport::wt::start(app.clone()).await?)
         } else {

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use livegate::deflate::{deflate_once, inflate_all, DeflateSettings};
 use livegate_core::framing::{self, FlaggedItem, FrameReader};
-use livegate_core::protocol::{ClientFrame, ServerFrame};
+use livegate_core::protocol::{ClientFrame, Position, ServerFrame};
 use livegate_core::Encoding;
 use support::Gateway;
 use wtransport::endpoint::endpoint_side::Client;
@@ -227,10 +227,20 @@ impl Session {
     /// Subscribes; returns the topic's stream after checking that its first
     /// frame is `subscribed`.
     async fn subscribe(&mut self, topic: &str) -> Frames {
+        self.subscribe_since(topic, None).await.0
+    }
+
+    /// Subscribes from `since`; returns the topic's stream and its first
+    /// frame, `subscribed`.
+    async fn subscribe_since(
+        &mut self,
+        topic: &str,
+        since: Option<Position>,
+    ) -> (Frames, ServerFrame) {
         self.send(&ClientFrame::Subscribe {
             id: Some(1),
             topic: topic.to_owned(),
-            since: None,
+            since,
         })
         .await;
         let stream = tokio::time::timeout(WAIT, self.conn.accept_uni())
@@ -242,11 +252,12 @@ impl Session {
         } else {
             Frames::new(stream)
         };
-        match frames.next().await {
+        let first = frames.next().await;
+        match &first {
             ServerFrame::Subscribed { topic: t, .. } => assert_eq!(t, topic),
             other => panic!("expected subscribed on the topic stream, got {other:?}"),
         }
-        frames
+        (frames, first)
     }
 
     /// A `ping` gets its `pong`.
@@ -558,4 +569,52 @@ async fn shutdown_announces_disconnect_and_exits_zero() {
     let (_gw, status) = stopping.await.expect("terminate task");
     assert_eq!(announced, ("shutdown".to_owned(), true));
     assert!(status.success(), "exit status {status}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gateway_restarted_on_its_data_dir_resumes_with_recovered_true() {
+    let dir = std::env::temp_dir().join(format!("livegate-wt-restart-{}", std::process::id()));
+    let args = vec![
+        "--data-dir".to_owned(),
+        dir.to_str().expect("utf-8 path").to_owned(),
+    ];
+    let mut gw = Gateway::start(&args);
+    let mut s = Session::open(&gw).await;
+    let (mut topic, first) = s.subscribe_since("t.kept", None).await;
+    let ServerFrame::Subscribed { epoch, .. } = first else {
+        unreachable!("subscribe_since checks the frame")
+    };
+    publish(&gw, "t.kept", 1).await;
+    publish(&gw, "t.kept", 2).await;
+    assert_eq!(publication_n(&mut topic, "t.kept").await, 1);
+    assert_eq!(publication_n(&mut topic, "t.kept").await, 2);
+    drop((topic, s));
+    let stopped = tokio::task::spawn_blocking(move || gw.terminate())
+        .await
+        .expect("terminate task");
+    assert!(stopped.success(), "exit status {stopped}");
+
+    let gw = Gateway::start(&args);
+    publish(&gw, "t.kept", 3).await;
+    let mut s = Session::open(&gw).await;
+    let since = Position {
+        epoch: epoch.clone(),
+        offset: 2,
+    };
+    let (_topic, first) = s.subscribe_since("t.kept", Some(since)).await;
+    let ServerFrame::Subscribed {
+        epoch: now,
+        offset,
+        recovered,
+        publications,
+        ..
+    } = first
+    else {
+        unreachable!("subscribe_since checks the frame")
+    };
+    assert_eq!((now, offset, recovered), (epoch, 3, true));
+    let replayed: Vec<u64> = publications.iter().map(|p| p.offset).collect();
+    assert_eq!(replayed, vec![3], "exactly what was missed");
+    drop(gw);
+    let _ = std::fs::remove_dir_all(dir);
 }

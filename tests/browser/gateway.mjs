@@ -11,7 +11,7 @@ export function binaryPath() {
 }
 
 export async function startGateway(args = []) {
-  const child = spawn(binaryPath(), ['serve', '--listen', '127.0.0.1:0', '--log', 'warn', ...args], {
+  const child = spawn(binaryPath(), ['serve', '--listen', '127.0.0.1:0', '--log', 'warn', '--memory', ...args], {
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   const lines = createInterface({ input: child.stdout });

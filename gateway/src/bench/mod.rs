@@ -599,7 +599,7 @@ async fn run_variant(
         while let Some(Some(r)) = futures_util::FutureExt::now_or_never(in_flight.next()) {
             published += ok(r);
         }
-        if config.progress && seq % 1000 == 0 {
+        if config.progress && seq.is_multiple_of(1000) {
             eprint!(
                 "\r  {:>5.1}s  published {seq:>9}  delivered {:>11}",
                 start.elapsed().as_secs_f64(),
