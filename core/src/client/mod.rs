@@ -274,6 +274,18 @@ impl Client {
         }
     }
 
+    /// Sends a `ping` frame on a live bidirectional connection; its `pong`
+    /// is activity. For drivers that cannot see WebSocket Ping/Pong (a
+    /// browser's `WebSocket`), which would otherwise look silent to the
+    /// heartbeat watchdog. Returns whether a frame was sent.
+    pub fn ping(&mut self) -> bool {
+        let Some((conn, true)) = self.live() else {
+            return false;
+        };
+        self.send(conn, &ClientFrame::Ping { id: None });
+        true
+    }
+
     // ---- inputs ----
 
     /// What happened to connection `conn` (stale connections are ignored).
