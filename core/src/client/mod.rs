@@ -240,6 +240,19 @@ impl Client {
     /// Subscribes to a topic; it is (re)subscribed on every connection, from
     /// the last position handled.
     pub fn subscribe(&mut self, now: u64, topic: &str) -> Result<(), CommandError> {
+        self.subscribe_since(now, topic, None)
+    }
+
+    /// Like [`Client::subscribe`], resuming from `since` (a position the app
+    /// kept, say across page loads): the gateway replays what came after it,
+    /// and the first `subscribed` is a `Recovered` that says whether all of
+    /// it could be. A topic already held keeps its own position.
+    pub fn subscribe_since(
+        &mut self,
+        now: u64,
+        topic: &str,
+        since: Option<Position>,
+    ) -> Result<(), CommandError> {
         if self.state == State::Closed {
             return Err(CommandError::Closed);
         }
@@ -247,7 +260,7 @@ impl Client {
         if self.subs.contains_key(topic) {
             return Ok(());
         }
-        self.subs.insert(topic.to_owned(), Sub::default());
+        self.subs.insert(topic.to_owned(), Sub { position: since });
         match self.live() {
             Some((_, true)) => self.send_subscribe(topic),
             Some((_, false)) => self.reopen(now),
