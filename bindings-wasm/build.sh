@@ -20,7 +20,7 @@ fi
 target="${CARGO_TARGET_DIR:-$PWD/target}"
 cargo build -q --release --target wasm32-unknown-unknown
 rm -rf pkg
-wasm-bindgen --target web --out-dir pkg --out-name livegate_wasm \
+wasm-bindgen --target web --out-dir pkg --out-name livegate_wasm --remove-name-section --remove-producers-section \
   "$target/wasm32-unknown-unknown/release/livegate_wasm.wasm"
 cp js/*.js js/*.d.ts package.json README.md pkg/
 gz=$(gzip -9 -c pkg/livegate_wasm_bg.wasm | wc -c)

@@ -173,8 +173,12 @@ export class Client {
     } catch (e) {
       throw asLivegateError(e);
     }
-    this.#engine.connect(now());
-    this.#pump();
+    // Connects once the caller's code has run, so listeners and
+    // subscriptions added right after `new Client` see the first change.
+    queueMicrotask(() => {
+      this.#engine.connect(now());
+      this.#pump();
+    });
   }
 
   /** `disconnected`, `connecting`, `connected`, `reconnecting` or `closed`. */

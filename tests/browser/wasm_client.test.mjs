@@ -134,16 +134,24 @@ for (const transport of ['ws', 'sse', 'poll']) {
       await waitIn(page, () => window.rec.subscribed === 1, null, 'subscribed');
       for (const n of [1, 2, 3]) await publish(gw.url, 'resume', { n });
       await waitIn(page, () => window.rec.got.length >= 3, null, 'the first publications');
+      // Cut off (a browser silently retries a GET whose kept-alive socket
+      // closed, so the transport is refused too until the publications below
+      // are in), then let through again: they are replayed on resume.
+      server.block(transport);
       server.dropAll();
-      // Published while the page is cut off: replayed on resume.
+      await waitIn(page, () => window.client.state === 'reconnecting', null, 'reconnecting');
       for (const n of [4, 5, 6]) await publish(gw.url, 'resume', { n });
+      server.unblock(transport);
       await waitIn(page, () => window.rec.got.length >= 6 && window.client.state === 'connected', null, 'resume');
       for (const n of [7]) await publish(gw.url, 'resume', { n });
       await waitIn(page, () => window.rec.got.length >= 7, null, 'the publication after resume');
       const rec = await page.evaluate(() => window.rec);
       assert.deepEqual(rec.got, range(1, 7));
       assert.ok(rec.states.some((s) => s.startsWith('reconnecting:')), rec.states.join(' '));
-      assert.ok(rec.recovered.length >= 1 && rec.recovered.every((r) => r === true), `recovered: ${rec.recovered}`);
+      // A long-poll resume with a recoverable cursor has no `subscribed`
+      // frame (docs/protocol.md 4.3), so no `recovered` event either.
+      if (transport !== 'poll') assert.ok(rec.recovered.length >= 1, 'a recovered event');
+      assert.ok(rec.recovered.every((r) => r === true), `recovered: ${rec.recovered}`);
     });
   });
 }
