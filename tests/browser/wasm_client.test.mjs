@@ -4,6 +4,7 @@
 // connections drop, and bad input.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import dgram from 'node:dgram';
 import { existsSync, mkdtempSync, writeFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -122,6 +123,28 @@ test('falls back from wt and a refused ws to sse, then upgrades back to ws', { t
     assert.ok(rec.states.includes('reconnecting:upgrade_probe:sse'), rec.states.join(' '));
     assert.ok(rec.recovered.every((r) => r === true), `recovered: ${rec.recovered}`);
   });
+});
+
+test('falls back to ws when WebTransport\'s UDP packets are dropped (connect timeout)', { timeout: 60_000 }, async () => {
+  // A UDP socket that reads and never answers, as a firewall dropping QUIC.
+  const sink = dgram.createSocket('udp4');
+  let packets = 0;
+  sink.on('message', () => { packets += 1; });
+  await new Promise((r) => sink.bind(0, '127.0.0.1', r));
+  try {
+    const advertised = `https://127.0.0.1:${sink.address().port}/wt`;
+    await withPage(['--wt-advertise', advertised], async ({ page, gw }) => {
+      await page.evaluate(openClient, { topic: 'room.silent', options: { encoding: 'json', connectTimeoutMs: 2000 } });
+      await waitIn(page, () => window.client.transport === 'ws' && window.rec.subscribed === 1, null, 'ws');
+      await publish(gw.url, 'room.silent', { n: 1 });
+      await waitIn(page, () => window.rec.got.length === 1, null, 'a publication over ws');
+      const rec = await page.evaluate(() => window.rec);
+      assert.ok(rec.errors.includes('connect_timeout'), `errors: ${rec.errors}`);
+    });
+    assert.ok(packets > 0, 'WebTransport was tried (QUIC packets reached the silent port)');
+  } finally {
+    sink.close();
+  }
 });
 
 for (const transport of ['ws', 'sse', 'poll']) {
