@@ -262,6 +262,19 @@ impl Client {
     /// Subscribes to a topic; it is (re)subscribed on every connection, from
     /// the last position handled.
     pub fn subscribe(&mut self, now: u64, topic: &str) -> Result<(), CommandError> {
+        self.subscribe_since(now, topic, None)
+    }
+
+    /// Like [`Client::subscribe`], resuming from `since` (a position the app
+    /// kept, say across page loads): the gateway replays what came after it,
+    /// and the first `subscribed` is a `Recovered` that says whether all of
+    /// it could be. A topic already held keeps its own position.
+    pub fn subscribe_since(
+        &mut self,
+        now: u64,
+        topic: &str,
+        since: Option<Position>,
+    ) -> Result<(), CommandError> {
         if self.state == State::Closed {
             return Err(CommandError::Closed);
         }
@@ -269,7 +282,7 @@ impl Client {
         if self.subs.contains_key(topic) {
             return Ok(());
         }
-        self.subs.insert(topic.to_owned(), Sub::default());
+        self.subs.insert(topic.to_owned(), Sub { position: since });
         match self.live() {
             Some((_, true)) => self.send_subscribe(topic),
             Some((_, false)) => self.reopen(now),
@@ -294,6 +307,18 @@ impl Client {
             Some((_, false)) => self.reopen(now),
             None => {}
         }
+    }
+
+    /// Sends a `ping` frame on a live bidirectional connection; its `pong`
+    /// is activity. For drivers that cannot see WebSocket Ping/Pong (a
+    /// browser's `WebSocket`), which would otherwise look silent to the
+    /// heartbeat watchdog. Returns whether a frame was sent.
+    pub fn ping(&mut self) -> bool {
+        let Some((conn, true)) = self.live() else {
+            return false;
+        };
+        self.send(conn, &ClientFrame::Ping { id: None });
+        true
     }
 
     // ---- inputs ----
