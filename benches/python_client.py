@@ -397,7 +397,7 @@ class Gateway:
         try:
             self.process = GatewayProcess(
                 [str(binary), "serve", "--listen", "127.0.0.1:0", "--no-system-publisher", "--no-wt",
-                 "--config", str(config), "--queue-size", str(queue_size), "--log", "warn"],
+                 "--config", str(config), "--queue-size", str(queue_size), "--log", "warn", "--memory"],
                 stderr=self.log, env=env)
         except RuntimeError as e:
             self.log.close()

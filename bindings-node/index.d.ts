@@ -17,7 +17,7 @@ export interface ClientOptions {
   apiKey?: string;
   /** Reconnect delay bounds in ms (default 500 to 20000). */
   backoff?: { min?: number; max?: number };
-  /** Topics subscribed from the very first connection. */
+  /** Subscribed with the client; take each with subscribe(topic) in the same turn of the event loop. */
   topics?: string | string[];
   /** How long a transport may take to open, ms (default 10000). */
   connectTimeout?: number;

@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Runs every test of livegate on a fresh Debian machine with Rust installed:
-# installs what the tests need (wasm32 target, cargo-fuzz, a Python venv,
+# installs what the tests need (wasm32 target, wasm-bindgen-cli, cargo-fuzz, a Python venv,
 # npm packages, Debian's chromium), then lints, builds once (dev profile) and
 # runs the Rust tests, a short fuzz smoke, the end-to-end pytest suite, the
 # Python package's suite (its wheel built and installed in a fresh virtualenv),
-# the Node package's suite (its addon built by npm from source) and the
-# browser tests against the real binary.
+# the Node package's suite (its addon built by npm from source), builds the
+# browser package and runs the browser tests against the real binary.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -38,6 +38,11 @@ cargo clippy --workspace --all-targets -- -D warnings
 
 step "livegate-core builds for wasm32"
 cargo check -q -p livegate-core --target wasm32-unknown-unknown
+
+step "browser package (bindings-wasm, its own workspace): format, lints for wasm32, unit tests"
+cargo fmt --manifest-path bindings-wasm/Cargo.toml -- --check
+cargo clippy -q --manifest-path bindings-wasm/Cargo.toml --target wasm32-unknown-unknown --all-targets -- -D warnings
+cargo test -q --manifest-path bindings-wasm/Cargo.toml
 
 step "Rust tests"
 cargo build -q --workspace --bins
@@ -79,6 +84,9 @@ rm -f bindings-node/livegate.node
 [ -f bindings-node/livegate.node ] || { echo "npm ci did not build bindings-node/livegate.node"; exit 1; }
 (cd examples/node && npm ci --silent --no-audit --no-fund --ignore-scripts)
 (cd tests/e2e/node && node --test)
+
+step "browser package: wasm32 build, wasm-bindgen (the pinned CLI), bindings-wasm/pkg"
+bash bindings-wasm/build.sh
 
 step "browser tests in headless Chromium (node --test, playwright-core)"
 (cd tests/browser && node --test)

@@ -29,6 +29,7 @@ fn full_history() -> (History<Arc<Publication>>, Arc<Publication>) {
         Bounds {
             max_len: MAX_LEN,
             max_age_ms: 3_600_000,
+            max_bytes: 0,
         },
     );
     for _ in 0..2 * MAX_LEN {

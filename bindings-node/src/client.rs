@@ -92,8 +92,7 @@ pub struct NativeClient {
     /// registered later could miss the first changes.
     first: std::sync::Mutex<Option<EventStream>>,
     /// A subscription per `topics` option, made with the client, for the
-    /// first `subscribe()` of each: one made later may come after the
-    /// topic's `subscribed`, which the driver hands out only once.
+    /// first `subscribe()` of each.
     early: std::sync::Mutex<HashMap<String, Subscription>>,
 }
 
@@ -143,9 +142,11 @@ impl NativeClient {
         for t in &topics {
             livegate_core::topic::validate_topic(t).map_err(|e| invalid(e.to_string()))?;
         }
-        builder = builder
-            .topics(topics.clone())
-            .webtransport_insecure(options.webtransport_insecure.unwrap_or(false));
+        // Not the builder's pinned `topics`: a subscription made after the
+        // driver started can come after such a topic's `subscribed`, which
+        // the driver hands out once. Subscriptions made right away (below)
+        // get every event of their topic.
+        builder = builder.webtransport_insecure(options.webtransport_insecure.unwrap_or(false));
         if let Some(h) = options.webtransport_cert_hash {
             builder = builder.webtransport_cert_hash(h);
         }

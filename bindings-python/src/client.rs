@@ -61,7 +61,7 @@ pub fn parse_encoding(name: &str) -> PyResult<Encoding> {
 #[pymethods]
 impl RawClient {
     #[new]
-    #[pyo3(signature = (url, transports, encoding, token, api_key, backoff, topics, webtransport_insecure, webtransport_cert_hash, settings, ca_file=None, pin_sha256=None))]
+    #[pyo3(signature = (url, transports, encoding, token, api_key, backoff, topics, webtransport_insecure, webtransport_cert_hash, settings, ca_file=None, pin_sha256=None, token_provider=None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         url: String,
@@ -76,6 +76,7 @@ impl RawClient {
         settings: Vec<(String, f64)>,
         ca_file: Option<std::path::PathBuf>,
         pin_sha256: Option<String>,
+        token_provider: Option<Py<PyAny>>,
     ) -> PyResult<Self> {
         let encoding = parse_encoding(encoding)?;
         let mut builder = ClientBuilder::new(url.clone())
@@ -116,6 +117,9 @@ impl RawClient {
         }
         if let Some(k) = api_key {
             builder = builder.api_key(k);
+        }
+        if let Some(provider) = token_provider {
+            builder = builder.token_source(crate::token::source(provider));
         }
         if let Some((min, max)) = backoff {
             if !(min.is_finite() && max.is_finite() && min > 0.0 && max >= min) {

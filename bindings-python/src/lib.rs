@@ -10,6 +10,7 @@ mod convert;
 mod errors;
 mod feed;
 mod publisher;
+mod token;
 mod types;
 mod window;
 

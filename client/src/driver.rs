@@ -15,6 +15,7 @@ use tokio::time::Instant;
 
 use super::http::Endpoint;
 use super::publisher::{publish_once, HTTP_PUBLISH_TIMEOUT};
+use super::token::{valid_for_ms, TokenSource};
 use super::transport::{self, Io, Link};
 use super::{Ack, ClientError, Command, Listener, StateChange, Status, SubscriptionEvent};
 
@@ -40,6 +41,11 @@ pub(super) struct Driver {
     http_rx: mpsc::UnboundedReceiver<(String, Result<Position, HttpPublishError>)>,
     closing: Vec<oneshot::Sender<()>>,
     wt: transport::WtOptions,
+    token_source: Option<TokenSource>,
+    /// A token fetch in flight (one at a time).
+    token_fetching: bool,
+    token_tx: mpsc::UnboundedSender<Result<String, String>>,
+    token_rx: mpsc::UnboundedReceiver<Result<String, String>>,
 }
 
 impl Driver {
@@ -52,6 +58,7 @@ impl Driver {
     ) -> Self {
         let (io_tx, io_rx) = mpsc::unbounded_channel();
         let (http_tx, http_rx) = mpsc::unbounded_channel();
+        let (token_tx, token_rx) = mpsc::unbounded_channel();
         Self {
             engine,
             endpoint,
@@ -66,6 +73,45 @@ impl Driver {
             http_rx,
             closing: Vec::new(),
             wt,
+            token_source: None,
+            token_fetching: false,
+            token_tx,
+            token_rx,
+        }
+    }
+
+    /// Fetches tokens from `source` (see `ClientBuilder::token_source`).
+    pub(super) fn with_token_source(mut self, source: Option<TokenSource>) -> Self {
+        self.token_source = source;
+        self
+    }
+
+    /// Asks the token source for a token, unless a fetch is under way.
+    fn fetch_token(&mut self) {
+        let Some(source) = self.token_source.clone() else {
+            return;
+        };
+        if self.token_fetching {
+            return;
+        }
+        self.token_fetching = true;
+        let tx = self.token_tx.clone();
+        tokio::spawn(async move {
+            let _ = tx.send(source.fetch().await);
+        });
+    }
+
+    fn token_fetched(&mut self, result: Result<String, String>) {
+        self.token_fetching = false;
+        let now = self.now();
+        match result {
+            Ok(token) => {
+                let valid_for = valid_for_ms(&token);
+                self.engine.set_token(now, token, valid_for);
+            }
+            Err(message) => self
+                .state
+                .send_modify(|s| s.error = Some((ErrorCode::Unauthorized, message))),
         }
     }
 
@@ -82,6 +128,11 @@ impl Driver {
     }
 
     pub(super) async fn run(mut self, mut commands: mpsc::UnboundedReceiver<Command>) {
+        if let Some(source) = self.token_source.clone() {
+            // The first connection already needs a token.
+            let first = source.fetch().await;
+            self.token_fetched(first);
+        }
         let now = self.now();
         self.engine.connect(now);
         loop {
@@ -110,6 +161,7 @@ impl Driver {
                         }
                     }
                 }
+                Some(result) = self.token_rx.recv() => self.token_fetched(result),
                 Some((msg_id, result)) = self.http_rx.recv() => {
                     let now = self.now();
                     self.engine.handle_http_publish(now, &msg_id, result);
@@ -306,6 +358,7 @@ impl Driver {
                     });
                 });
             }
+            Routed::Other(Event::TokenNeeded { .. }) => self.fetch_token(),
             Routed::Other(Event::Error { code, message }) => {
                 self.state.send_modify(|s| s.error = Some((code, message)));
             }

@@ -21,10 +21,12 @@ mod driver;
 pub mod http;
 mod publisher;
 pub mod tls;
+mod token;
 pub mod transport;
 
 pub use publisher::Publisher;
 pub use tls::TlsOptions;
+pub use token::{TokenFuture, TokenSource};
 
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -114,6 +116,7 @@ pub struct ClientBuilder {
     topics: Vec<String>,
     wt: transport::WtOptions,
     tls: TlsOptions,
+    token_source: Option<TokenSource>,
 }
 
 impl ClientBuilder {
@@ -127,6 +130,7 @@ impl ClientBuilder {
             topics: Vec::new(),
             wt: transport::WtOptions::default(),
             tls: TlsOptions::default(),
+            token_source: None,
         }
     }
 
@@ -184,6 +188,22 @@ impl ClientBuilder {
     /// A token sent as `Authorization: Bearer` on every connection.
     pub fn token(mut self, token: impl Into<String>) -> Self {
         self.config.token = Some(token.into());
+        self
+    }
+
+    /// Where fresh connection tokens come from: called before the first
+    /// connection, again when a token's life is four fifths gone (its JWT
+    /// `exp`; the new one replaces it in place with a `refresh` frame on
+    /// WebSocket and WebTransport) and when the gateway ends a connection
+    /// with `token_expired` (the reconnection carries the new one). An
+    /// `Err` is reported as the status error `unauthorized`; the client
+    /// keeps the token it has.
+    pub fn token_source<F, Fut>(mut self, source: F) -> Self
+    where
+        F: Fn() -> Fut + Send + Sync + 'static,
+        Fut: std::future::Future<Output = Result<String, String>> + Send + 'static,
+    {
+        self.token_source = Some(TokenSource::new(source));
         self
     }
 
@@ -257,7 +277,8 @@ impl ClientBuilder {
                 .map_err(|e| ClientError::Invalid(e.to_string()))?;
         }
         let driver = driver::Driver::new(engine, endpoint, state_tx, listeners, self.wt)
-            .pinned(&self.topics);
+            .pinned(&self.topics)
+            .with_token_source(self.token_source);
         runtime.spawn(driver.run(cmd_rx));
         Ok(Client {
             commands: cmd_tx,

@@ -63,6 +63,9 @@ error_codes! {
     BadLimit = "bad_limit",
     /// A frame this gateway understands but does not serve.
     Unsupported = "unsupported",
+    /// The connection's token does not grant this operation on this topic
+    /// (HTTP 403 on the API).
+    Forbidden = "forbidden",
 
     // ---- `disconnect` frames (§3): the connection ends ----
     /// The gateway is stopping (reconnect).
@@ -81,6 +84,11 @@ error_codes! {
     UnsupportedData = "unsupported_data",
     /// A WebTransport client opened a stream the protocol does not allow (final).
     StreamNotAllowed = "stream_not_allowed",
+    /// Compressed data from the peer that does not inflate (final).
+    InvalidPayload = "invalid_payload",
+    /// The connection's token expired before a `refresh` replaced it
+    /// (reconnect with a new token).
+    TokenExpired = "token_expired",
 
     // ---- HTTP error bodies (§4, §5) ----
     /// A malformed HTTP request (body, query, `msg_id`).
@@ -152,11 +160,14 @@ impl ErrorCode {
     /// reconnect (`docs/protocol.md` §3). `None` for other codes.
     pub fn reconnect(self) -> Option<bool> {
         match self {
-            Self::Shutdown | Self::SlowConsumer | Self::HeartbeatTimeout => Some(true),
+            Self::Shutdown | Self::SlowConsumer | Self::HeartbeatTimeout | Self::TokenExpired => {
+                Some(true)
+            }
             Self::FrameTooLarge
             | Self::ProtocolError
             | Self::UnsupportedData
-            | Self::StreamNotAllowed => Some(false),
+            | Self::StreamNotAllowed
+            | Self::InvalidPayload => Some(false),
             _ => None,
         }
     }
@@ -172,6 +183,8 @@ impl ErrorCode {
             Self::ProtocolError => 1002,
             Self::UnsupportedData => 1003,
             Self::StreamNotAllowed => 4003,
+            Self::InvalidPayload => 1007,
+            Self::TokenExpired => 4004,
             _ => return None,
         })
     }
@@ -293,6 +306,8 @@ mod tests {
             ("protocol_error", false, 1002),
             ("unsupported_data", false, 1003),
             ("stream_not_allowed", false, 4003),
+            ("invalid_payload", false, 1007),
+            ("token_expired", true, 4004),
         ];
         for (wire, reconnect, close) in table {
             let code = ErrorCode::from_wire(wire);

@@ -16,6 +16,8 @@ pub struct Bounds {
     pub max_len: usize,
     /// Entries older than this are dropped.
     pub max_age_ms: u64,
+    /// At most this many payload bytes are kept (0: no byte bound).
+    pub max_bytes: u64,
 }
 
 /// One kept publication.
@@ -25,6 +27,8 @@ pub struct Entry<T> {
     pub offset: u64,
     /// When it was accepted.
     pub time_ms: u64,
+    /// Its size as the owner counts it, for the byte bound.
+    pub size: u64,
     /// What the owner stores with it.
     pub value: T,
 }
@@ -63,16 +67,26 @@ pub struct History<T> {
     latest: u64,
     bounds: Bounds,
     entries: VecDeque<Entry<T>>,
+    /// Sum of the kept entries' sizes.
+    bytes: u64,
 }
 
 impl<T> History<T> {
     /// An empty history under a fresh epoch; its first offset will be 1.
     pub fn new(epoch: String, bounds: Bounds) -> Self {
+        Self::resume(epoch, 0, bounds)
+    }
+
+    /// An empty history under `epoch` whose latest offset is `latest`: a
+    /// log reopened after its entries up to `latest` are gone (a position
+    /// at or before them is [`Unrecoverable::Expired`], not a new epoch).
+    pub fn resume(epoch: String, latest: u64, bounds: Bounds) -> Self {
         Self {
             epoch,
-            latest: 0,
+            latest,
             bounds,
             entries: VecDeque::new(),
+            bytes: 0,
         }
     }
 
@@ -109,15 +123,33 @@ impl<T> History<T> {
         self.entries.is_empty()
     }
 
+    /// The oldest offset kept, or the next one when none is.
+    pub fn oldest_kept(&self) -> u64 {
+        self.entries.front().map_or(self.latest + 1, |e| e.offset)
+    }
+
+    /// Sum of the kept entries' sizes.
+    pub fn bytes(&self) -> u64 {
+        self.bytes
+    }
+
     /// Appends the next publication and returns its offset.
     pub fn append(&mut self, now_ms: u64, value: T) -> u64 {
+        self.append_sized(now_ms, value, 0)
+    }
+
+    /// Appends the next publication, `size` bytes large for the byte
+    /// bound, and returns its offset.
+    pub fn append_sized(&mut self, now_ms: u64, value: T, size: u64) -> u64 {
         self.latest += 1;
         if self.bounds.max_len > 0 {
             self.entries.push_back(Entry {
                 offset: self.latest,
                 time_ms: now_ms,
+                size,
                 value,
             });
+            self.bytes += size;
         }
         self.trim(now_ms);
         self.latest
@@ -125,11 +157,16 @@ impl<T> History<T> {
 
     /// Drops what is over the bounds at `now_ms`.
     pub fn trim(&mut self, now_ms: u64) {
-        while self.entries.len() > self.bounds.max_len {
-            self.entries.pop_front();
-        }
         let cutoff = now_ms.saturating_sub(self.bounds.max_age_ms);
-        while self.entries.front().is_some_and(|e| e.time_ms < cutoff) {
+        let max_bytes = self.bounds.max_bytes;
+        while let Some(front) = self.entries.front() {
+            let over = self.entries.len() > self.bounds.max_len
+                || front.time_ms < cutoff
+                || (max_bytes > 0 && self.bytes > max_bytes);
+            if !over {
+                break;
+            }
+            self.bytes -= front.size;
             self.entries.pop_front();
         }
     }
@@ -154,7 +191,7 @@ impl<T> History<T> {
                         latest: self.latest,
                     });
                 }
-                let oldest_kept = self.entries.front().map_or(self.latest + 1, |e| e.offset);
+                let oldest_kept = self.oldest_kept();
                 if pos.offset + 1 < oldest_kept {
                     return Err(Unrecoverable::Expired {
                         requested: pos.offset,
@@ -179,6 +216,7 @@ mod tests {
             Bounds {
                 max_len,
                 max_age_ms,
+                max_bytes: 0,
             },
         )
     }
@@ -277,6 +315,46 @@ mod tests {
                 latest: 1
             })
         );
+    }
+
+    #[test]
+    fn byte_bound_drops_the_oldest_until_under_it() {
+        let mut h = History::new(
+            "e1".into(),
+            Bounds {
+                max_len: 100,
+                max_age_ms: 60_000,
+                max_bytes: 10,
+            },
+        );
+        h.append_sized(1, 1, 4);
+        h.append_sized(2, 2, 4);
+        assert_eq!(h.bytes(), 8);
+        h.append_sized(3, 3, 4); // 12 > 10: offset 1 goes
+        assert_eq!((h.oldest_kept(), h.bytes()), (2, 8));
+        h.append_sized(4, 4, 20); // alone over the bound: everything goes
+        assert_eq!((h.len(), h.bytes(), h.oldest_kept()), (0, 0, 5));
+        assert_eq!(h.latest(), 4);
+    }
+
+    #[test]
+    fn resumed_history_continues_its_offsets_and_expires_older_positions() {
+        let mut h: History<u64> = History::resume(
+            "e1".into(),
+            41,
+            Bounds {
+                max_len: 10,
+                max_age_ms: 60_000,
+                max_bytes: 0,
+            },
+        );
+        assert_eq!(h.position(), pos("e1", 41));
+        assert_eq!(h.since(Some(&pos("e1", 41)), 1).unwrap().len(), 0);
+        assert!(matches!(
+            h.since(Some(&pos("e1", 40)), 1).err(),
+            Some(Unrecoverable::Expired { .. })
+        ));
+        assert_eq!(h.append(2, 7), 42);
     }
 
     #[test]

@@ -14,6 +14,7 @@
 pub mod client;
 pub mod codec;
 pub mod cursor;
+pub mod deflate;
 pub mod error;
 pub mod framing;
 pub mod history;

@@ -132,6 +132,9 @@ pub struct NamespaceOptions {
     pub history_size: usize,
     /// Publications older than this many seconds are dropped.
     pub history_ttl_secs: u64,
+    /// At most this many payload bytes are kept per topic (0: no byte
+    /// bound, only `history_size` and `history_ttl_secs`).
+    pub history_max_bytes: u64,
     /// Whether connected clients may publish.
     pub client_publish: bool,
     /// Whether a lossy transport path may drop publications.
@@ -143,6 +146,7 @@ impl Default for NamespaceOptions {
         Self {
             history_size: 1000,
             history_ttl_secs: 3600,
+            history_max_bytes: 0,
             client_publish: false,
             lossy: false,
         }
@@ -177,6 +181,7 @@ impl Namespaces {
                 options: NamespaceOptions {
                     history_size: 300,
                     history_ttl_secs: 600,
+                    history_max_bytes: 0,
                     client_publish: false,
                     lossy: false,
                 },
@@ -189,6 +194,16 @@ impl Namespaces {
         };
         list.sort_by_key(|n| std::cmp::Reverse(n.prefix.len()));
         Self { list, default }
+    }
+
+    /// The history bounds of a topic.
+    pub fn bounds_for(&self, topic: &str) -> crate::history::Bounds {
+        let opts = self.options_for(topic);
+        crate::history::Bounds {
+            max_len: opts.history_size,
+            max_age_ms: opts.history_ttl_secs.saturating_mul(1000),
+            max_bytes: opts.history_max_bytes,
+        }
     }
 
     /// The options of a topic.

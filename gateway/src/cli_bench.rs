@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use clap::Args;
-use livegate::bench::{self, report, BenchConfig};
+use livegate::bench::{self, report, BenchCompression, BenchConfig, PayloadKind};
 use livegate_core::client::TransportKind;
 use livegate_core::Encoding;
 
@@ -52,6 +52,16 @@ pub struct BenchArgs {
     /// No progress on stderr.
     #[arg(long)]
     quiet: bool,
+    /// The compression axis, comma separated (off, deflate): WebSocket/JSON
+    /// subscribers on a bare socket with and without the permessage-deflate
+    /// offer, publishes over HTTP; replaces the transport matrix.
+    #[arg(long, value_delimiter = ',')]
+    compression: Vec<String>,
+    /// Payloads: `padded` (a timestamp and padding) or `snapshot` (a
+    /// dashboard's JSON changing a little per message) [default: padded,
+    /// snapshot with --compression].
+    #[arg(long)]
+    payload: Option<String>,
     /// Drive another WebSocket broadcast server instead of the livegate
     /// matrix (repeatable), as JSON: {"name":"nchan","ws":"ws://…","publish":"http://…","pid":1234,"subscribe":"<text sent after connecting>"}.
     #[arg(long)]
@@ -76,6 +86,21 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             other => bail!("unknown encoding {other:?}: use json or msgpack"),
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
+    let compressions = args
+        .compression
+        .iter()
+        .map(|c| match c.trim() {
+            "off" => Ok(BenchCompression::Off),
+            "deflate" => Ok(BenchCompression::Deflate),
+            other => bail!("unknown compression {other:?}: use off or deflate"),
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let payload = match args.payload.as_deref() {
+        None if compressions.is_empty() => PayloadKind::Padded,
+        None | Some("snapshot") => PayloadKind::Snapshot,
+        Some("padded") => PayloadKind::Padded,
+        Some(other) => bail!("unknown payload {other:?}: use padded or snapshot"),
+    };
     if !(args.duration.is_finite() && args.duration > 0.0 && args.duration <= 3600.0) {
         bail!("--duration must be between 0 and 3600 seconds");
     }
@@ -88,13 +113,19 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         duration: Duration::from_secs_f64(args.duration),
         transports,
         encodings,
-        idle: if args.peer.is_empty() { args.idle } else { 0 },
+        idle: if args.peer.is_empty() && args.compression.is_empty() {
+            args.idle
+        } else {
+            0
+        },
         progress: !args.quiet,
         peers: args
             .peer
             .iter()
             .map(|p| parse_peer(p))
             .collect::<anyhow::Result<Vec<_>>>()?,
+        compressions,
+        payload,
     };
     let report = bench::run(config).await?;
     print!("{}", report::table(&report));
@@ -130,9 +161,10 @@ fn parse_peer(spec: &str) -> anyhow::Result<bench::peer::PeerConfig> {
         publish: String,
         pid: Option<u32>,
         subscribe: Option<String>,
+        deflate: Option<bool>,
     }
     let s: Spec = serde_json::from_str(spec).with_context(|| {
-        format!("--peer {spec:?}: expected {{\"name\",\"ws\",\"publish\",\"pid\"?,\"subscribe\"?}}")
+        format!("--peer {spec:?}: expected {{\"name\",\"ws\",\"publish\",\"pid\"?,\"subscribe\"?,\"deflate\"?}}")
     })?;
     Ok(bench::peer::PeerConfig {
         name: s.name,
@@ -140,5 +172,11 @@ fn parse_peer(spec: &str) -> anyhow::Result<bench::peer::PeerConfig> {
         subscribe_message: s.subscribe,
         publish_url: s.publish,
         pid: s.pid,
+        // Peers that deflate need the bench's own subscriber (tungstenite has
+        // no permessage-deflate).
+        client: match s.deflate {
+            Some(deflate) => bench::peer::PeerClient::Raw { deflate },
+            None => bench::peer::PeerClient::Tungstenite,
+        },
     })
 }

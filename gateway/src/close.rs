@@ -23,6 +23,10 @@ pub enum CloseReason {
     UnsupportedData,
     /// A WebTransport client opened a stream the protocol does not allow.
     StreamNotAllowed,
+    /// Compressed data from the peer that does not inflate.
+    InvalidPayload,
+    /// The connection's token expired before a `refresh` replaced it.
+    TokenExpired,
 }
 
 impl CloseReason {
@@ -36,6 +40,8 @@ impl CloseReason {
             6 => Self::ProtocolError,
             7 => Self::UnsupportedData,
             8 => Self::StreamNotAllowed,
+            9 => Self::InvalidPayload,
+            10 => Self::TokenExpired,
             _ => return None,
         })
     }
@@ -51,6 +57,8 @@ impl CloseReason {
             Self::ProtocolError => "protocol_error",
             Self::UnsupportedData => "unsupported_data",
             Self::StreamNotAllowed => "stream_not_allowed",
+            Self::InvalidPayload => "invalid_payload",
+            Self::TokenExpired => "token_expired",
         }
     }
 
@@ -58,7 +66,11 @@ impl CloseReason {
     pub fn reconnect(self) -> bool {
         matches!(
             self,
-            Self::PeerGone | Self::Shutdown | Self::SlowConsumer | Self::HeartbeatTimeout
+            Self::PeerGone
+                | Self::Shutdown
+                | Self::SlowConsumer
+                | Self::HeartbeatTimeout
+                | Self::TokenExpired
         )
     }
 
@@ -73,6 +85,8 @@ impl CloseReason {
             Self::ProtocolError => 1002,
             Self::UnsupportedData => 1003,
             Self::StreamNotAllowed => 4003,
+            Self::InvalidPayload => 1007,
+            Self::TokenExpired => 4004,
         }
     }
 
@@ -92,6 +106,10 @@ impl CloseReason {
             }
             Self::StreamNotAllowed => {
                 "a WebTransport client opens exactly one bidirectional stream (the control stream) and no other"
+            }
+            Self::InvalidPayload => "a compressed message did not inflate (corrupt deflate data)",
+            Self::TokenExpired => {
+                "the connection's token expired before a refresh frame replaced it; reconnect with a new token"
             }
         }
     }

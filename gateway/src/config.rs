@@ -10,12 +10,18 @@ use std::time::Duration;
 use livegate_core::topic::{Namespace, NamespaceOptions, Namespaces};
 use serde::Deserialize;
 
-use crate::broker::DedupeWindow;
+use crate::broker::{DedupeWindow, DiskOptions, FsyncPolicy};
+use crate::deflate::DeflateSettings;
+use crate::service::jwt::{AuthConfig, JwtAuthenticator};
+use crate::service::ApiKey;
 
 /// Largest `dedupe_window_size`: the window is kept per topic.
 const MAX_DEDUPE_WINDOW_SIZE: usize = 1_000_000;
 /// Longest `dedupe_window_secs`.
 const MAX_DEDUPE_WINDOW_SECS: u64 = 7 * 24 * 3600;
+
+/// The data directory when none is given, relative to the working directory.
+pub const DEFAULT_DATA_DIR: &str = "livegate-data";
 
 /// Why the settings cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -69,6 +75,14 @@ pub struct Config {
     pub dedupe_window_size: usize,
     /// Seconds a publish `msg_id` is remembered (0 turns deduplication off).
     pub dedupe_window_secs: u64,
+    /// Whether to compress for clients that ask (permessage-deflate on
+    /// WebSocket, gzip on SSE and long-poll, the compressed flag on
+    /// WebTransport).
+    pub compression: bool,
+    /// Frames shorter than this many bytes go uncompressed.
+    pub compression_threshold: usize,
+    /// Deflate level, 1 (fastest) to 9 (smallest).
+    pub compression_level: u32,
     /// Whether to serve WebTransport.
     pub webtransport: bool,
     /// WebTransport UDP address; by default `listen`'s IP with port 4433,
@@ -86,6 +100,17 @@ pub struct Config {
     pub defaults: NamespaceOptions,
     /// Namespaces, matched by longest prefix.
     pub namespaces: Vec<Namespace>,
+    /// Connection tokens (JWT); off unless a key is given.
+    pub auth: AuthConfig,
+    /// Keep history in memory only (lost at exit) instead of the log on disk.
+    pub memory: bool,
+    /// Where the log is kept (relative paths from the working directory).
+    pub data_dir: PathBuf,
+    /// 0: sync the log before acknowledging each publish; otherwise at most
+    /// this many milliseconds after a write.
+    pub fsync_interval_ms: u64,
+    /// Size at which a log segment is sealed and the next started.
+    pub segment_bytes: u64,
 }
 
 impl Default for Config {
@@ -103,6 +128,9 @@ impl Default for Config {
             system_interval_ms: 1000,
             dedupe_window_size: 1000,
             dedupe_window_secs: 300,
+            compression: true,
+            compression_threshold: 256,
+            compression_level: 6,
             webtransport: true,
             wt_listen: None,
             wt_cert: None,
@@ -110,6 +138,11 @@ impl Default for Config {
             wt_advertise: None,
             defaults: NamespaceOptions::default(),
             namespaces: Vec::new(),
+            auth: AuthConfig::default(),
+            memory: false,
+            data_dir: PathBuf::from(DEFAULT_DATA_DIR),
+            fsync_interval_ms: 0,
+            segment_bytes: 64 << 20,
         }
     }
 }
@@ -157,6 +190,9 @@ impl Config {
         if self.dedupe_window_secs > MAX_DEDUPE_WINDOW_SECS {
             return bad("dedupe_window_secs must be at most 604800 (a week)");
         }
+        if !(1..=9).contains(&self.compression_level) {
+            return bad("compression_level must be between 1 and 9");
+        }
         if let Some(url) = &self.wt_advertise {
             if !url.starts_with("https://") {
                 return bad("wt_advertise must be an https:// URL");
@@ -165,8 +201,23 @@ impl Config {
         if self.wt_cert.is_some() != self.wt_key.is_some() {
             return bad("wt_cert and wt_key go together: give both or neither");
         }
+        if self.fsync_interval_ms > 60_000 {
+            return bad(
+                "fsync_interval_ms must be at most 60000 (0 syncs before every acknowledgement)",
+            );
+        }
+        if !(4096..=1 << 30).contains(&self.segment_bytes) {
+            return bad("segment_bytes must be between 4096 and 1073741824");
+        }
+        if self.data_dir.as_os_str().is_empty() {
+            return bad("data_dir must not be empty");
+        }
         if matches!(self.api_key.as_deref(), Some("")) {
             return bad("api_key must not be empty (leave it unset to disable the check)");
+        }
+        if self.auth.enabled() {
+            JwtAuthenticator::new(&self.auth, ApiKey::default())
+                .map_err(|e| ConfigError::Invalid(e.to_string()))?;
         }
         Ok(())
     }
@@ -184,11 +235,31 @@ impl Config {
         }
     }
 
+    /// Where and how the log on disk is kept.
+    pub fn disk(&self) -> DiskOptions {
+        DiskOptions {
+            dir: self.data_dir.clone(),
+            fsync: match self.fsync_interval_ms {
+                0 => FsyncPolicy::Always,
+                ms => FsyncPolicy::Interval(Duration::from_millis(ms)),
+            },
+            segment_bytes: self.segment_bytes,
+        }
+    }
+
     /// Where WebTransport listens (see [`Config::wt_listen`]).
     pub fn wt_addr(&self) -> SocketAddr {
         self.wt_listen.unwrap_or_else(|| {
             let port = if self.listen.port() == 0 { 0 } else { 4433 };
             SocketAddr::new(self.listen.ip(), port)
+        })
+    }
+
+    /// The shared deflate's settings, or `None` when compression is off.
+    pub fn deflate(&self) -> Option<DeflateSettings> {
+        self.compression.then_some(DeflateSettings {
+            level: self.compression_level,
+            threshold: self.compression_threshold,
         })
     }
 
@@ -242,6 +313,49 @@ mod tests {
             ..Config::default()
         };
         assert!(cfg.validate().is_err());
+    }
+
+    #[test]
+    fn compression_is_on_by_default_and_can_be_turned_off() {
+        assert_eq!(
+            Config::default().deflate(),
+            Some(DeflateSettings::default())
+        );
+        let cfg: Config = toml::from_str(
+            "compression = false\ncompression_threshold = 10\ncompression_level = 1",
+        )
+        .unwrap();
+        assert_eq!(cfg.deflate(), None);
+        assert_eq!(cfg.compression_threshold, 10);
+        let bad = Config {
+            compression_level: 10,
+            ..Config::default()
+        };
+        assert!(bad.validate().is_err());
+    }
+
+    #[test]
+    fn log_settings() {
+        let cfg = Config::default();
+        assert!(!cfg.memory);
+        assert_eq!(cfg.disk().dir, PathBuf::from("livegate-data"));
+        assert_eq!(cfg.disk().fsync, FsyncPolicy::Always);
+        let cfg: Config = toml::from_str(
+            "data_dir = \"/var/lib/livegate\"\nfsync_interval_ms = 20\n[defaults]\nhistory_max_bytes = 1000",
+        )
+        .unwrap();
+        assert_eq!(cfg.disk().dir, PathBuf::from("/var/lib/livegate"));
+        assert_eq!(
+            cfg.disk().fsync,
+            FsyncPolicy::Interval(Duration::from_millis(20))
+        );
+        assert_eq!(cfg.namespaces().bounds_for("x").max_bytes, 1000);
+        assert!(cfg.validate().is_ok());
+        let tiny = Config {
+            segment_bytes: 10,
+            ..Config::default()
+        };
+        assert!(tiny.validate().is_err());
     }
 
     #[test]

@@ -32,6 +32,8 @@ pub enum ErrorKind {
     NotSubscribed,
     /// No valid credentials where they are needed.
     Unauthorized,
+    /// Valid credentials that do not grant this operation on this topic.
+    Forbidden,
     /// The identity may not publish on this topic (reserved, or the
     /// namespace forbids client publishes).
     PublishForbidden,
@@ -80,6 +82,7 @@ impl ErrorKind {
                 "not_subscribed",
             ),
             Self::Unauthorized => ("unauthorized", S::UNAUTHORIZED, "unauthorized"),
+            Self::Forbidden => (frame(ErrorCode::Forbidden), S::FORBIDDEN, "forbidden"),
             Self::PublishForbidden => (
                 frame(ErrorCode::PublishForbidden),
                 S::FORBIDDEN,

@@ -7,6 +7,7 @@ pub mod bench;
 pub mod broker;
 pub mod close;
 pub mod config;
+pub mod deflate;
 pub mod error;
 pub mod http;
 pub mod hub;
@@ -22,9 +23,10 @@ pub mod wire;
 
 use std::sync::Arc;
 
-use broker::{Broker, MemoryBroker, Sink};
+use broker::{Broker, DiskBroker, MemoryBroker, Sink};
 use config::Config;
 use hub::Hub;
+use service::jwt::JwtAuthenticator;
 use service::{ApiKey, Limits, Service};
 use stats::Stats;
 
@@ -82,9 +84,31 @@ impl BrokerParts {
             self.hub.clone(),
         )
     }
+
+    /// The embedded broker on the log in `config`'s data directory.
+    pub fn disk(&self, config: &Config) -> Result<DiskBroker, broker::disk::DiskError> {
+        DiskBroker::open(
+            &config.disk(),
+            config.namespaces(),
+            config.dedupe_window(),
+            self.stats.clone(),
+            self.hub.clone(),
+        )
+    }
 }
 
 impl App {
+    /// A gateway on the broker `config` asks for: the log on disk in its
+    /// data directory, or memory with `memory = true`.
+    pub fn open(config: Config) -> Result<Arc<Self>, broker::disk::DiskError> {
+        if config.memory {
+            return Ok(Self::in_memory(config));
+        }
+        Self::try_with_broker(config, |parts, config| {
+            Ok(Arc::new(parts.disk(config)?) as Arc<dyn Broker>)
+        })
+    }
+
     /// A gateway on the embedded in-memory broker.
     pub fn in_memory(config: Config) -> Arc<Self> {
         Self::with_broker(config, |parts, config| Arc::new(parts.memory(config)))
@@ -95,12 +119,23 @@ impl App {
         config: Config,
         make: impl FnOnce(&BrokerParts, &Config) -> Arc<dyn Broker>,
     ) -> Arc<Self> {
+        match Self::try_with_broker(config, |p, c| Ok::<_, std::convert::Infallible>(make(p, c))) {
+            Ok(app) => app,
+            Err(never) => match never {},
+        }
+    }
+
+    /// A gateway on the broker `make` builds, or why it could not.
+    pub fn try_with_broker<E>(
+        config: Config,
+        make: impl FnOnce(&BrokerParts, &Config) -> Result<Arc<dyn Broker>, E>,
+    ) -> Result<Arc<Self>, E> {
         let stats = Arc::new(Stats::default());
         let parts = BrokerParts {
             hub: Arc::new(Hub::new(stats.clone())),
             stats: stats.clone(),
         };
-        let broker = make(&parts, &config);
+        let broker = make(&parts, &config)?;
         let limits = Limits {
             max_subscriptions: config.max_subscriptions,
             queue_size: config.queue_size,
@@ -111,13 +146,13 @@ impl App {
             broker,
             stats,
             config.namespaces(),
-            Arc::new(ApiKey::new(config.api_key.clone())),
+            JwtAuthenticator::from_config(&config.auth, ApiKey::new(config.api_key.clone())),
             limits,
         );
-        Arc::new(Self {
+        Ok(Arc::new(Self {
             config,
             service: Arc::new(service),
             webtransport: std::sync::RwLock::new(None),
-        })
+        }))
     }
 }

@@ -25,7 +25,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the gateway and its live page.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Subscribe and print one JSON line per event, reconnecting and resuming on its own.
     Sub(cli_client::SubArgs),
     /// Publish DATA (or each line of stdin) and print the acks.
@@ -76,6 +76,15 @@ struct ServeArgs {
     /// Seconds a publish msg_id is remembered; 0 turns deduplication off [default: 300].
     #[arg(long, env = "LIVEGATE_DEDUPE_WINDOW_SECS")]
     dedupe_window_secs: Option<u64>,
+    /// Never compress, even for clients that ask (permessage-deflate, gzip, WebTransport).
+    #[arg(long, env = "LIVEGATE_NO_COMPRESSION")]
+    no_compression: bool,
+    /// Frames shorter than this many bytes go uncompressed [default: 256].
+    #[arg(long, env = "LIVEGATE_COMPRESSION_THRESHOLD")]
+    compression_threshold: Option<usize>,
+    /// Deflate level, 1 (fastest) to 9 (smallest) [default: 6].
+    #[arg(long, env = "LIVEGATE_COMPRESSION_LEVEL")]
+    compression_level: Option<u32>,
     /// WebTransport UDP address [default: the --listen IP, port 4433; port 0 when --listen's is 0].
     #[arg(long, env = "LIVEGATE_WT_LISTEN")]
     wt_listen: Option<SocketAddr>,
@@ -91,6 +100,27 @@ struct ServeArgs {
     /// WebTransport URL to announce at /wt/cert-hash when clients reach it through another address.
     #[arg(long, env = "LIVEGATE_WT_ADVERTISE")]
     wt_advertise: Option<String>,
+    /// Shared secret of HS256/384/512 connection tokens (turns tokens on).
+    #[arg(long, env = "LIVEGATE_JWT_SECRET", hide_env_values = true)]
+    jwt_secret: Option<String>,
+    /// PEM public key of RS256, ES256 or EdDSA connection tokens (turns tokens on).
+    #[arg(long, env = "LIVEGATE_JWT_PUBLIC_KEY")]
+    jwt_public_key: Option<PathBuf>,
+    /// With tokens on, let connections without a token in.
+    #[arg(long, env = "LIVEGATE_ALLOW_ANONYMOUS")]
+    allow_anonymous: bool,
+    /// Keep history in memory only: lost when the gateway stops (no data directory).
+    #[arg(long, env = "LIVEGATE_MEMORY", conflicts_with = "data_dir")]
+    memory: bool,
+    /// Directory of the history log [default: ./livegate-data]. One gateway per directory.
+    #[arg(long, env = "LIVEGATE_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// Sync the log at most this many ms after a write; 0 syncs before every acknowledgement [default: 0].
+    #[arg(long, env = "LIVEGATE_FSYNC_INTERVAL_MS")]
+    fsync_interval_ms: Option<u64>,
+    /// Size in bytes at which a log segment is sealed and the next begun [default: 67108864].
+    #[arg(long, env = "LIVEGATE_SEGMENT_BYTES")]
+    segment_bytes: Option<u64>,
     /// Log filter, e.g. `info` or `livegate=debug`.
     #[arg(long, env = "LIVEGATE_LOG", default_value = "info")]
     log: String,
@@ -115,10 +145,30 @@ impl ServeArgs {
             poll_timeout_ms,
             system_interval_ms,
             dedupe_window_size,
-            dedupe_window_secs
+            dedupe_window_secs,
+            compression_threshold,
+            compression_level,
+            data_dir,
+            fsync_interval_ms,
+            segment_bytes
         );
+        if self.no_compression {
+            c.compression = false;
+        }
+        if self.memory {
+            c.memory = true;
+        }
         if self.api_key.is_some() {
             c.api_key = self.api_key.clone();
+        }
+        if self.jwt_secret.is_some() {
+            c.auth.jwt_secret = self.jwt_secret.clone();
+        }
+        if self.jwt_public_key.is_some() {
+            c.auth.jwt_public_key = self.jwt_public_key.clone();
+        }
+        if self.allow_anonymous {
+            c.auth.anonymous = true;
         }
         if self.no_system_publisher {
             c.system_publisher = false;
@@ -144,7 +194,7 @@ impl ServeArgs {
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Serve(args) => serve(args),
+        Command::Serve(args) => serve(*args),
         Command::Sub(args) => client_command(cli_client::sub(args)),
         Command::Pub(args) => client_command(cli_client::publish(args)),
         Command::Bench(args) => client_command(cli_bench::run(args)),
@@ -196,7 +246,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         let system = config.system_publisher;
         let interval = Duration::from_millis(config.system_interval_ms);
         let webtransport = config.webtransport;
-        let app = App::in_memory(config);
+        let app = App::open(config).context("cannot open the history log (--memory runs without one)")?;
         let wt = if webtransport {
             Some(livegate::transport::wt::start(app.clone()).await?)
         } else {

@@ -28,7 +28,10 @@ pub enum ProcessError {
 }
 
 /// A running `livegate serve --listen 127.0.0.1:0 --no-system-publisher
-/// --log warn ARGS`; killed (by pid) when dropped.
+/// --log warn [--memory] ARGS`; killed (by pid) when dropped. `--memory` is
+/// added unless ARGS name `--data-dir` or `--memory`: a test or bench
+/// gateway writes no history into the working directory, and two of them
+/// never contend for one data directory.
 ///
 /// After the first line, the rest of stdout is read and discarded by a
 /// thread until the gateway exits: the pipe then never fills, and the
@@ -48,6 +51,10 @@ impl GatewayProcess {
         I: IntoIterator<Item = S>,
         S: AsRef<OsStr>,
     {
+        let args: Vec<S> = args.into_iter().collect();
+        let names_log = args
+            .iter()
+            .any(|a| a.as_ref() == "--data-dir" || a.as_ref() == "--memory");
         let mut child = Command::new(binary)
             .args([
                 "serve",
@@ -57,6 +64,7 @@ impl GatewayProcess {
                 "--log",
                 "warn",
             ])
+            .args((!names_log).then_some("--memory"))
             .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())

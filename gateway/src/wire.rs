@@ -1,7 +1,12 @@
 //! What goes on the wire: a publication's bytes per variant (encoding,
-//! framing; compression will be one more key), built on first use and
-//! shared by every subscriber, and the answers that carry publications
-//! (`subscribed`, `history`).
+//! framing, compression), built on first use and shared by every
+//! subscriber, and the answers that carry publications (`subscribed`,
+//! `history`).
+//!
+//! Compression is done here once per publication ([`crate::deflate`]): the
+//! raw-deflate bytes are what permessage-deflate sends with RSV1, what the
+//! WebTransport framing sends with its compressed flag, and the middle of
+//! each gzip segment of SSE.
 //!
 //! This is the only place that turns a publication into bytes: the broker
 //! sequences [`SharedPublication`]s, the hub hands out `Arc`s of them, and a
@@ -12,6 +17,8 @@ use std::sync::{Arc, OnceLock};
 use bytes::Bytes;
 use livegate_core::protocol::{Position, Publication, ServerFrame};
 use livegate_core::Encoding;
+
+use crate::deflate::{deflate_once, DeflateSettings};
 
 /// How a frame is delimited on its transport.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,6 +31,17 @@ pub enum Framing {
     LengthPrefixed,
 }
 
+/// Whether the bytes are compressed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Compression {
+    /// As encoded.
+    None,
+    /// Raw deflate, a fresh context, the sync flush's `00 00 ff ff` stripped
+    /// (RFC 7692 §7.2.1); frames under the threshold, or that would not
+    /// shrink, stay as encoded.
+    Deflate,
+}
+
 /// One way of putting a publication on the wire: the key of the cache.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Variant {
@@ -31,19 +49,35 @@ pub struct Variant {
     pub encoding: Encoding,
     /// Delimited by the transport or length-prefixed.
     pub framing: Framing,
+    /// Compressed or not.
+    pub compression: Compression,
 }
 
 impl Variant {
     /// How many variants there are (the cache's size).
-    const COUNT: usize = 4;
+    const COUNT: usize = 8;
 
     fn index(self) -> usize {
         let framing = match self.framing {
             Framing::Message => 0,
             Framing::LengthPrefixed => 1,
         };
-        self.encoding.index() * 2 + framing
+        let compression = match self.compression {
+            Compression::None => 0,
+            Compression::Deflate => 1,
+        };
+        self.encoding.index() * 4 + framing * 2 + compression
     }
+}
+
+/// Bytes of a compressed variant, with whether compression applied.
+#[derive(Debug, Clone, Copy)]
+pub struct Compressed<'a> {
+    /// The bytes to send.
+    pub bytes: &'a Bytes,
+    /// Whether they are deflated (RSV1 on WebSocket); `false` when the
+    /// frame was under the threshold or would not shrink.
+    pub deflated: bool,
 }
 
 /// A sequenced publication with its bytes, made once per variant on first
@@ -52,7 +86,9 @@ impl Variant {
 pub struct SharedPublication {
     /// The publication.
     pub publication: Publication,
-    bytes: [OnceLock<Bytes>; Variant::COUNT],
+    /// `None` in a compressed slot: sent as encoded (the uncompressed
+    /// slot's bytes).
+    bytes: [OnceLock<Option<Bytes>>; Variant::COUNT],
 }
 
 /// A shared publication: what the log keeps and every queue holds.
@@ -68,29 +104,88 @@ impl SharedPublication {
     }
 
     /// The publication in `variant`, made on first use and shared after.
-    pub fn bytes(&self, variant: Variant) -> &Bytes {
-        self.bytes[variant.index()].get_or_init(|| match variant.framing {
-            Framing::Message => Bytes::from(variant.encoding.encode_publication(&self.publication)),
-            Framing::LengthPrefixed => {
-                Bytes::from(livegate_core::framing::frame(self.frame(variant.encoding)))
+    /// A compressed variant made with `settings` (the gateway has one set,
+    /// so whoever makes it first makes it for all).
+    pub fn bytes(&self, variant: Variant, settings: DeflateSettings) -> Compressed<'_> {
+        let plain = Variant {
+            compression: Compression::None,
+            ..variant
+        };
+        let made = self.bytes[variant.index()].get_or_init(|| match variant {
+            Variant {
+                framing: Framing::Message,
+                compression: Compression::None,
+                encoding,
+            } => Some(Bytes::from(encoding.encode_publication(&self.publication))),
+            Variant {
+                framing: Framing::LengthPrefixed,
+                compression: Compression::None,
+                encoding,
+            } => Some(Bytes::from(livegate_core::framing::frame(
+                self.frame(encoding),
+            ))),
+            Variant {
+                framing: Framing::Message,
+                compression: Compression::Deflate,
+                encoding,
+            } => deflate_once(self.frame(encoding), settings),
+            Variant {
+                framing: Framing::LengthPrefixed,
+                compression: Compression::Deflate,
+                encoding,
+            } => {
+                let deflated = self.deflated(encoding, settings);
+                deflated
+                    .deflated
+                    .then(|| Bytes::from(livegate_core::framing::frame_compressed(deflated.bytes)))
             }
-        })
+        });
+        match made {
+            Some(bytes) => Compressed {
+                bytes,
+                deflated: variant.compression == Compression::Deflate,
+            },
+            // Only compressed slots hold `None`; their plain twin never does.
+            None => self.bytes(plain, settings),
+        }
+    }
+
+    /// The `publication` frame in `encoding`, deflated when that applies.
+    pub fn deflated(&self, encoding: Encoding, settings: DeflateSettings) -> Compressed<'_> {
+        self.bytes(
+            Variant {
+                encoding,
+                framing: Framing::Message,
+                compression: Compression::Deflate,
+            },
+            settings,
+        )
     }
 
     /// Its whole `publication` frame in `encoding`.
     pub fn frame(&self, encoding: Encoding) -> &Bytes {
-        self.bytes(Variant {
-            encoding,
-            framing: Framing::Message,
-        })
+        self.bytes(
+            Variant {
+                encoding,
+                framing: Framing::Message,
+                compression: Compression::None,
+            },
+            DeflateSettings::default(),
+        )
+        .bytes
     }
 
     /// The frame with the length prefix of stream transports.
     pub fn length_prefixed(&self, encoding: Encoding) -> &Bytes {
-        self.bytes(Variant {
-            encoding,
-            framing: Framing::LengthPrefixed,
-        })
+        self.bytes(
+            Variant {
+                encoding,
+                framing: Framing::LengthPrefixed,
+                compression: Compression::None,
+            },
+            DeflateSettings::default(),
+        )
+        .bytes
     }
 }
 

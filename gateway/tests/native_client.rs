@@ -141,3 +141,76 @@ async fn subscribe_now_checks_names_at_once() {
         Err(ClientError::Closed)
     ));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn token_source_refreshes_in_place_before_exp_over_websocket() {
+    token_source_refreshes_in_place(TransportKind::WebSocket).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn token_source_refreshes_in_place_before_exp_over_webtransport() {
+    token_source_refreshes_in_place(TransportKind::WebTransport).await;
+}
+
+async fn token_source_refreshes_in_place(transport: TransportKind) {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    use std::sync::Arc;
+
+    const SECRET: &str = "native client token secret";
+    let gw = Gateway::start(&[
+        "--api-key".into(),
+        "k3y".into(),
+        "--jwt-secret".into(),
+        SECRET.into(),
+    ]);
+    let fetched = Arc::new(AtomicU32::new(0));
+    let counter = fetched.clone();
+    // Tokens live 3 s: the client asks for the next one after about 2.4 s
+    // and hands it over with a refresh frame, on the same connection.
+    let client = ClientBuilder::new(gw.url())
+        .transports([transport])
+        .token_source(move || {
+            counter.fetch_add(1, Ordering::SeqCst);
+            async move {
+                let claims = serde_json::json!({
+                    "sub": "native",
+                    "exp": livegate::now_ms() / 1000 + 3,
+                    "subscribe": ["tok.*"],
+                });
+                let key = jsonwebtoken::EncodingKey::from_secret(SECRET.as_bytes())
+                    .map_err(|e| e.to_string())?;
+                jsonwebtoken::encode(&jsonwebtoken::Header::default(), &claims, &key)
+                    .map_err(|e| e.to_string())
+            }
+        })
+        .connect()
+        .expect("client");
+    assert_eq!(client.wait_for(State::Connected).await, State::Connected);
+    let mut sub = client.subscribe("tok.a").await.expect("subscribe");
+    expect_live(&mut sub).await;
+    let mut refused = client.subscribe("other.a").await.expect("subscribe");
+    let first = tokio::time::timeout(Duration::from_secs(10), refused.next()).await;
+    assert!(
+        matches!(&first, Ok(Some(SubscriptionEvent::Failed { code, .. })) if *code == "forbidden"),
+        "{first:?}"
+    );
+    let mut changes = Box::pin(client.state_changes());
+    // Bounded: 100 rounds of 100 ms.
+    for _ in 0..100 {
+        if fetched.load(Ordering::SeqCst) >= 3 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(fetched.load(Ordering::SeqCst) >= 3, "refreshed twice");
+    // Past the first two tokens' exp, the first connection still serves.
+    let publisher = Publisher::new(&gw.url()).expect("url").api_key("k3y");
+    publisher
+        .publish("tok.a", None, json("1"))
+        .await
+        .expect("ack");
+    assert_eq!(next_publication(&mut sub).await.offset, 1);
+    let reconnects = tokio::time::timeout(Duration::from_millis(10), changes.next()).await;
+    assert!(reconnects.is_err(), "no state change: {reconnects:?}");
+    client.close().await;
+}

@@ -8,8 +8,9 @@ mod support;
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-use livegate_core::framing::{self, FrameReader, Item};
-use livegate_core::protocol::{ClientFrame, ServerFrame};
+use livegate::deflate::{deflate_once, inflate_all, DeflateSettings};
+use livegate_core::framing::{self, FlaggedItem, FrameReader};
+use livegate_core::protocol::{ClientFrame, Position, ServerFrame};
 use livegate_core::Encoding;
 use support::Gateway;
 use wtransport::endpoint::endpoint_side::Client;
@@ -87,6 +88,10 @@ struct Frames {
     reader: FrameReader,
     ready: VecDeque<Vec<u8>>,
     buf: Vec<u8>,
+    /// On a compressing session: read the flag and inflate.
+    compressed: bool,
+    /// Whether each frame read so far came compressed.
+    flags: Vec<bool>,
 }
 
 impl Frames {
@@ -96,6 +101,15 @@ impl Frames {
             reader: FrameReader::new(MAX_FRAME),
             ready: VecDeque::new(),
             buf: vec![0; 16 * 1024],
+            compressed: false,
+            flags: Vec::new(),
+        }
+    }
+
+    fn compressed(stream: RecvStream) -> Self {
+        Self {
+            compressed: true,
+            ..Self::new(stream)
         }
     }
 
@@ -108,12 +122,22 @@ impl Frames {
             }
             match self.stream.read(&mut self.buf).await {
                 Ok(Some(n)) => {
-                    let items = self
-                        .reader
-                        .push(&self.buf[..n])
-                        .map_err(|e| e.to_string())?;
+                    let items = if self.compressed {
+                        self.reader.push_flagged(&self.buf[..n])
+                    } else {
+                        self.reader
+                            .push(&self.buf[..n])
+                            .map(|i| i.into_iter().map(FlaggedItem::from).collect())
+                    }
+                    .map_err(|e| e.to_string())?;
                     for item in items {
-                        if let Item::Frame(f) = item {
+                        if let FlaggedItem::Frame { bytes, compressed } = item {
+                            self.flags.push(compressed);
+                            let f = if compressed {
+                                inflate_all(&bytes, MAX_FRAME).map_err(|e| e.to_string())?
+                            } else {
+                                bytes
+                            };
                             self.ready.push_back(f);
                         }
                     }
@@ -141,14 +165,22 @@ struct Session {
     conn: Connection,
     send: SendStream,
     control: Frames,
+    compressed: bool,
 }
 
 impl Session {
     /// Connects with `?encoding=json`, opens the control stream and reads
     /// the `connected` frame.
     async fn open(gw: &Gateway) -> Self {
+        Self::open_with(gw, "encoding=json").await
+    }
+
+    /// As [`Session::open`] with this query; `compress=deflate` in it makes
+    /// every stream's reader read the compressed flag.
+    async fn open_with(gw: &Gateway, query: &str) -> Self {
+        let compressed = query.contains("compress=deflate");
         let (url, endpoint) = client(gw).await;
-        let conn = tokio::time::timeout(WAIT, endpoint.connect(format!("{url}?encoding=json")))
+        let conn = tokio::time::timeout(WAIT, endpoint.connect(format!("{url}?{query}")))
             .await
             .expect("connect within 10 s")
             .expect("connect");
@@ -161,10 +193,16 @@ impl Session {
         })
         .await
         .expect("control stream within 10 s");
+        let control = if compressed {
+            Frames::compressed(recv)
+        } else {
+            Frames::new(recv)
+        };
         let mut s = Self {
             conn,
             send,
-            control: Frames::new(recv),
+            control,
+            compressed,
         };
         let first = s.control.next().await;
         assert!(
@@ -189,22 +227,37 @@ impl Session {
     /// Subscribes; returns the topic's stream after checking that its first
     /// frame is `subscribed`.
     async fn subscribe(&mut self, topic: &str) -> Frames {
+        self.subscribe_since(topic, None).await.0
+    }
+
+    /// Subscribes from `since`; returns the topic's stream and its first
+    /// frame, `subscribed`.
+    async fn subscribe_since(
+        &mut self,
+        topic: &str,
+        since: Option<Position>,
+    ) -> (Frames, ServerFrame) {
         self.send(&ClientFrame::Subscribe {
             id: Some(1),
             topic: topic.to_owned(),
-            since: None,
+            since,
         })
         .await;
         let stream = tokio::time::timeout(WAIT, self.conn.accept_uni())
             .await
             .expect("a topic stream within 10 s")
             .expect("accept_uni");
-        let mut frames = Frames::new(stream);
-        match frames.next().await {
+        let mut frames = if self.compressed {
+            Frames::compressed(stream)
+        } else {
+            Frames::new(stream)
+        };
+        let first = frames.next().await;
+        match &first {
             ServerFrame::Subscribed { topic: t, .. } => assert_eq!(t, topic),
             other => panic!("expected subscribed on the topic stream, got {other:?}"),
         }
-        frames
+        (frames, first)
     }
 
     /// A `ping` gets its `pong`.
@@ -270,6 +323,70 @@ async fn happy_path_subscribe_and_receive() {
     assert_eq!(publication_n(&mut topic, "t.a").await, 1);
     assert_eq!(publication_n(&mut topic, "t.a").await, 2);
     s.ping(9).await;
+}
+
+/// A JSON value of about 2 KiB.
+fn snapshot(n: u64) -> String {
+    let hosts: Vec<String> = (0..24)
+        .map(|h| {
+            format!(
+                "{{\"name\":\"node-{h:02}\",\"cpu\":{},\"status\":\"ok\"}}",
+                (h * 7 + n) % 100
+            )
+        })
+        .collect();
+    format!("{{\"n\":{n},\"hosts\":[{}]}}", hosts.join(","))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compressed_sessions_get_the_same_frames_flagged_and_may_send_compressed() {
+    let gw = Gateway::start(&[]);
+    let mut plain = Session::open(&gw).await;
+    let mut zipped = Session::open_with(&gw, "encoding=json&compress=deflate").await;
+    let mut a = plain.subscribe("t.z").await;
+    let mut b = zipped.subscribe("t.z").await;
+    for (i, body) in [snapshot(1), "{\"n\":2}".to_owned()].iter().enumerate() {
+        let (status, answer) = http(&gw.addr, "POST", "/api/publish/t.z", body).await;
+        assert_eq!(status, 200, "publish {i}: {answer}");
+    }
+    for _ in 0..2 {
+        let x = tokio::time::timeout(WAIT, a.next_bytes()).await.expect("a");
+        let y = tokio::time::timeout(WAIT, b.next_bytes()).await.expect("b");
+        assert_eq!(x, y);
+    }
+    // `subscribed` is small; the 2 KiB publication is compressed, the small one not.
+    assert_eq!(b.flags, vec![false, true, false]);
+    assert!(a.flags.iter().all(|f| !f));
+    // A compressed frame from the client is inflated (trailing whitespace
+    // is valid JSON and makes it worth compressing).
+    let ping = format!("{{\"type\":\"ping\",\"id\":4}}{}", " ".repeat(2000));
+    let z = deflate_once(ping.as_bytes(), DeflateSettings::default()).expect("deflates");
+    zipped.write_raw(&framing::frame_compressed(&z)).await;
+    match zipped.control.next().await {
+        ServerFrame::Pong { id } => assert_eq!(id, Some(4)),
+        other => panic!("expected pong, got {other:?}"),
+    }
+    // Corrupt compressed data closes with 1007; the other session lives on.
+    zipped
+        .write_raw(&framing::frame_compressed(b"\xff\xfe\xfd\xfc"))
+        .await;
+    assert_eq!(
+        zipped.disconnect().await,
+        ("invalid_payload".to_owned(), false)
+    );
+    assert_eq!(zipped.closed().await, (1007, "invalid_payload".to_owned()));
+    plain.ping(5).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compressed_bomb_closes_with_1009() {
+    let gw = Gateway::start(&max_frame(4096));
+    let mut s = Session::open_with(&gw, "encoding=json&compress=deflate").await;
+    let zeros = vec![b' '; 1 << 20];
+    let z = deflate_once(&zeros, DeflateSettings::default()).expect("deflates");
+    s.write_raw(&framing::frame_compressed(&z)).await;
+    assert_eq!(s.disconnect().await, ("frame_too_large".to_owned(), false));
+    assert_eq!(s.closed().await, (1009, "frame_too_large".to_owned()));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -452,4 +569,52 @@ async fn shutdown_announces_disconnect_and_exits_zero() {
     let (_gw, status) = stopping.await.expect("terminate task");
     assert_eq!(announced, ("shutdown".to_owned(), true));
     assert!(status.success(), "exit status {status}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gateway_restarted_on_its_data_dir_resumes_with_recovered_true() {
+    let dir = std::env::temp_dir().join(format!("livegate-wt-restart-{}", std::process::id()));
+    let args = vec![
+        "--data-dir".to_owned(),
+        dir.to_str().expect("utf-8 path").to_owned(),
+    ];
+    let mut gw = Gateway::start(&args);
+    let mut s = Session::open(&gw).await;
+    let (mut topic, first) = s.subscribe_since("t.kept", None).await;
+    let ServerFrame::Subscribed { epoch, .. } = first else {
+        unreachable!("subscribe_since checks the frame")
+    };
+    publish(&gw, "t.kept", 1).await;
+    publish(&gw, "t.kept", 2).await;
+    assert_eq!(publication_n(&mut topic, "t.kept").await, 1);
+    assert_eq!(publication_n(&mut topic, "t.kept").await, 2);
+    drop((topic, s));
+    let stopped = tokio::task::spawn_blocking(move || gw.terminate())
+        .await
+        .expect("terminate task");
+    assert!(stopped.success(), "exit status {stopped}");
+
+    let gw = Gateway::start(&args);
+    publish(&gw, "t.kept", 3).await;
+    let mut s = Session::open(&gw).await;
+    let since = Position {
+        epoch: epoch.clone(),
+        offset: 2,
+    };
+    let (_topic, first) = s.subscribe_since("t.kept", Some(since)).await;
+    let ServerFrame::Subscribed {
+        epoch: now,
+        offset,
+        recovered,
+        publications,
+        ..
+    } = first
+    else {
+        unreachable!("subscribe_since checks the frame")
+    };
+    assert_eq!((now, offset, recovered), (epoch, 3, true));
+    let replayed: Vec<u64> = publications.iter().map(|p| p.offset).collect();
+    assert_eq!(replayed, vec![3], "exactly what was missed");
+    drop(gw);
+    let _ = std::fs::remove_dir_all(dir);
 }

@@ -10,8 +10,11 @@ export function binaryPath() {
   return path.join(target, 'debug/livegate');
 }
 
+// History in memory unless the caller names a data dir (or --memory itself):
+// a test gateway writes nothing into the working directory.
 export async function startGateway(args = []) {
-  const child = spawn(binaryPath(), ['serve', '--listen', '127.0.0.1:0', '--log', 'warn', ...args], {
+  const log = args.some((a) => a === '--memory' || a === '--data-dir') ? [] : ['--memory'];
+  const child = spawn(binaryPath(), ['serve', '--listen', '127.0.0.1:0', '--log', 'warn', ...log, ...args], {
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   const lines = createInterface({ input: child.stdout });

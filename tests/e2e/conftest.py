@@ -4,7 +4,9 @@ Binary: $LIVEGATE_BIN, else $CARGO_TARGET_DIR/debug/livegate, else
 $HOME/.cache/livegate/target/debug/livegate.  The suite never builds it.
 
 Every gateway is started as
-    livegate serve --listen 127.0.0.1:0 [--no-system-publisher] [--config F] [extra]
+    livegate serve --listen 127.0.0.1:0 [--no-system-publisher] [--config F] [--data-dir D] [extra]
+with D its own directory under the test's tmp_path (kept across its
+restarts) unless extra has --memory or --data-dir.
 and its port is read from the first stdout line
     livegate listening on http://127.0.0.1:PORT
 stderr goes to a per-test log file (printed when a test fails).  Each process
@@ -109,6 +111,7 @@ class Gateway:
         if config is not None:
             self.config_path = workdir / f"{name}.toml"
             self.config_path.write_text(config)
+        self.data_dir = workdir / f"{name}.data"
         self.process: GatewayProcess | None = None
         self.port: int | None = None
         self.generation = 0
@@ -146,6 +149,9 @@ class Gateway:
             argv.append("--no-system-publisher")
         if self.config_path is not None:
             argv += ["--config", str(self.config_path)]
+        if not any(a in ("--memory", "--data-dir") for a in self.extra_args):
+            # Its own log, kept across restarts of this gateway only.
+            argv += ["--data-dir", str(self.data_dir)]
         return argv + self.extra_args
 
     # -- lifecycle ---------------------------------------------------------
@@ -307,3 +313,17 @@ def tls_proxy(livegate_bin, tmp_path):
     yield start
     for p in started:
         p.stop()
+
+
+@pytest.fixture
+def opened():
+    """Transports opened by a test, closed at teardown."""
+    ts = []
+
+    def add(t):
+        ts.append(t)
+        return t
+
+    yield add
+    for t in ts:
+        t.close()

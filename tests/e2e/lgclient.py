@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import hmac
 import inspect
 import json
 import os
@@ -43,6 +44,20 @@ def unique(prefix: str = "t.") -> str:
 
 
 # ---------------------------------------------------------------- HTTP ----
+
+def mint_jwt(claims: dict, secret: str, *, alg: str = "HS256") -> str:
+    """A JWT signed with HMAC-SHA256 (or unsigned with alg "none"), minted with
+    the standard library so the suites need no JWT package."""
+    def b64(raw: bytes) -> str:
+        return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+    head = b64(json.dumps({"alg": alg, "typ": "JWT"}).encode())
+    body = b64(json.dumps(claims).encode())
+    if alg == "none":
+        return f"{head}.{body}."
+    sig = hmac.new(secret.encode(), f"{head}.{body}".encode(), hashlib.sha256).digest()
+    return f"{head}.{body}.{b64(sig)}"
+
 
 def http_client(gw, **kw) -> httpx.Client:
     kw.setdefault("timeout", 10.0)

@@ -45,12 +45,31 @@ def test_smoke_every_transport_no_loss(tmp_path):
     assert text.startswith("<svg") and text.count("<rect") >= 1 + 2 * 6
 
 
+@pytest.mark.timeout(300)
+def test_compression_axis_side_by_side(tmp_path):
+    out = tmp_path / "c.json"
+    r = bench("-n", "5", "-t", "1", "-r", "50", "--size", "2048", "--quiet",
+              "--compression", "off,deflate", "--json", str(out), "--fail-on-loss")
+    assert r.returncode == 0, r.stderr
+    report = json.loads(out.read_text())
+    by = {v["compression"]: v for v in report["variants"]}
+    assert set(by) == {"off", "deflate"}, report
+    for v in by.values():
+        assert v["transport"] == "ws" and v["encoding"] == "json", v
+        assert v["published"] > 0 and v["lost"] == 0, v
+        assert v["deliveries_per_cpu_sec"] is not None, v
+    # Snapshots compress: the deflate variant puts far fewer bytes on the wire.
+    assert by["deflate"]["bytes_per_delivery"] < 0.6 * by["off"]["bytes_per_delivery"], report
+    assert "ws/json/deflate" in r.stdout and "CPU us/delivery" in r.stdout
+
+
 @pytest.mark.parametrize("args,message", [
     (["-n", "0"], "--subscribers must be at least 1"),
     (["--url", "http://127.0.0.1:1", "-t", "1"], "does not answer"),
     (["--transports", "carrier-pigeon"], "unknown transport"),
     (["--size", "10"], "--size must be at least 64"),
     (["--duration", "0"], "--duration"),
+    (["--compression", "zstd"], "unknown compression"),
 ])
 def test_impossible_parameters_say_what_is_wrong(args, message):
     r = bench(*args, "--quiet", timeout=60)

@@ -13,20 +13,6 @@ from lgclient import (RESUME_TRANSPORTS, TRANSPORTS, Poller, SseClient, WsClient
                       publish_later, publish_many, unique)
 
 
-@pytest.fixture
-def opened():
-    """Transports opened by a test, closed at teardown."""
-    ts = []
-
-    def add(t):
-        ts.append(t)
-        return t
-
-    yield add
-    for t in ts:
-        t.close()
-
-
 def assert_not_recovered(sub, topic, *, latest: int, old_epoch: str | None = None):
     assert sub["type"] == "subscribed" and sub["topic"] == topic, sub
     assert sub["recovered"] is False, f"expected recovered: false, got {sub}"
@@ -183,7 +169,9 @@ def test_resume_inside_small_history_is_recovered(gateway, kind, opened):
 
 
 @pytest.mark.parametrize("kind", RESUME_TRANSPORTS)
-def test_resume_after_gateway_restart_changes_epoch(gateway, kind, opened):
+def test_resume_after_in_memory_gateway_restart_changes_epoch(gateway_factory, kind, opened):
+    """With --memory history dies with the process (test_disk_log covers the default)."""
+    gateway = gateway_factory("--memory")
     topic = unique("restart.")
     with http_client(gateway) as http:
         t1 = opened(make_transport(kind, gateway, topic))

@@ -169,7 +169,7 @@ def test_bad_config_file_fails_to_start(livegate_bin, tmp_path):
     cfg.write_text("this is = = not toml\n")
     from conftest import register_process, stop_process
     p = subprocess.Popen([str(livegate_bin), "serve", "--listen", "127.0.0.1:0", "--no-system-publisher",
-                          "--config", str(cfg)], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                          "--config", str(cfg), "--data-dir", str(tmp_path / "data")], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     register_process(p)
     try:
         out, err = p.communicate(timeout=10)

@@ -1,11 +1,15 @@
 // The Node baseline teams write today: one `ws` server, every client in a
 // set, each POST /pub body sent to every client.
-//   node server.js PORT
+//   node server.js PORT [deflate]
+// With `deflate`, permessage-deflate as `ws` offers it (perMessageDeflate,
+// context takeover, deflated per connection; 256-byte threshold as
+// livegate's default).
 'use strict';
 const http = require('node:http');
 const { WebSocketServer } = require('ws');
 
 const port = Number(process.argv[2] || 9102);
+const deflate = process.argv[3] === 'deflate';
 const clients = new Set();
 const server = http.createServer((req, res) => {
   if (req.method !== 'POST' || req.url !== '/pub') {
@@ -20,7 +24,11 @@ const server = http.createServer((req, res) => {
     res.writeHead(200, { 'content-type': 'application/json' }).end('{"ok":true}');
   });
 });
-const wss = new WebSocketServer({ server, path: '/sub' });
+const wss = new WebSocketServer({
+  server,
+  path: '/sub',
+  perMessageDeflate: deflate ? { threshold: 256 } : false,
+});
 wss.on('connection', (ws) => {
   clients.add(ws);
   ws.on('close', () => clients.delete(ws));

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from typing import Iterable, List, Optional, Sequence, Tuple, Union
+from typing import Callable, Iterable, List, Optional, Sequence, Tuple, Union
 
 from . import _options
 from ._livegate import RawClient
@@ -31,6 +31,7 @@ class ClientBase:
         webtransport_cert_hash: Optional[str] = None,
         ca_file: Union[None, str, "os.PathLike[str]"] = None,
         pin_sha256: Optional[str] = None,
+        token_provider: Optional[Callable[[], str]] = None,
     ) -> None:
         settings: List[Tuple[str, float]] = []
         for name, value in (
@@ -54,6 +55,7 @@ class ClientBase:
             settings,
             ca_file,
             pin_sha256,
+            token_provider,
         )
         self._closed = False
 

@@ -39,6 +39,10 @@ class Client(ClientBase):
     WebSocket and WebTransport (``"msgpack"`` or ``"json"``).
 
     Other options: ``token`` (sent as ``Authorization: Bearer``),
+    ``token_provider`` (a plain function returning a fresh token, called on
+    a worker thread before the first connection, when a JWT's life is four
+    fifths gone (the new token replaces the old in place) and when the
+    gateway ends a connection with ``token_expired``),
     ``api_key`` (for publishes over the HTTP fallbacks), ``backoff``
     (``(min, max)`` reconnect delay in seconds, default ``(0.5, 20)``),
     ``topics`` (subscribed from the first connection), ``connect_timeout``

@@ -1,7 +1,7 @@
 """Type stubs of the Rust half of the package (livegate._livegate)."""
 
 from datetime import datetime
-from typing import Any, Awaitable, List, Optional, Sequence, Tuple, Union, final
+from typing import Any, Awaitable, Callable, List, Optional, Sequence, Tuple, Union, final
 
 __all__ = [
     "__version__",
@@ -131,6 +131,7 @@ class RawClient:
         settings: Sequence[Tuple[str, float]],
         ca_file: Optional[str] = None,
         pin_sha256: Optional[str] = None,
+        token_provider: Optional[Callable[[], str]] = None,
     ) -> "RawClient": ...
     @property
     def state(self) -> str: ...

@@ -64,6 +64,7 @@ def raw_client(
     settings: Sequence[Tuple[str, float]] = (),
     ca_file: Any = None,
     pin_sha256: Any = None,
+    token_provider: Any = None,
 ) -> RawClient:
     _check_str("url", url)
     names: Optional[List[str]]
@@ -85,6 +86,12 @@ def raw_client(
     _check_str("encoding", encoding)
     _check_str("token", token, optional=True)
     _check_str("api_key", api_key, optional=True)
+    if token_provider is not None and not callable(token_provider):
+        raise ArgumentError(
+            f"token_provider must be a function returning a token, not "
+            f"{type(token_provider).__name__}",
+            "invalid",
+        )
     pair: Optional[Tuple[float, float]] = None
     if backoff is not None:
         try:
@@ -113,6 +120,7 @@ def raw_client(
         webtransport_cert_hash,
         list(settings),
         *tls(ca_file, pin_sha256),
+        token_provider,
     )
 
 

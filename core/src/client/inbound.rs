@@ -92,6 +92,9 @@ impl Client {
                 reconnect,
             } => {
                 let (code, reason) = ErrorCode::from_wire_with_message(&code, reason);
+                if code == ErrorCode::TokenExpired {
+                    self.events.push_back(Event::TokenNeeded { expired: true });
+                }
                 let why = Reason::ServerDisconnect {
                     code,
                     reason,

@@ -27,6 +27,7 @@ mod publish;
 mod request;
 mod router;
 mod sse;
+pub mod token;
 mod types;
 
 #[cfg(test)]
@@ -70,14 +71,17 @@ enum Timer {
     UpgradeProbe = 3,
     /// When to send HTTP publishes again after one could not be delivered.
     PublishRetry = 4,
+    /// When to ask the app for a new connection token.
+    TokenRefresh = 5,
 }
 
-const TIMERS: [Timer; 5] = [
+const TIMERS: [Timer; 6] = [
     Timer::Reconnect,
     Timer::ConnectTimeout,
     Timer::PeerSilence,
     Timer::UpgradeProbe,
     Timer::PublishRetry,
+    Timer::TokenRefresh,
 ];
 
 #[derive(Debug)]
@@ -127,7 +131,7 @@ pub struct Client {
     inflight: HashMap<u64, PendingPublish>,
     /// Publishes handed to the driver as HTTP requests, by msg_id.
     inflight_http: HashMap<String, PendingPublish>,
-    timers: [Option<u64>; 5],
+    timers: [Option<u64>; 6],
     /// HTTP publishes that failed in a row (paces their retries).
     publish_failures: u32,
     actions: VecDeque<Action>,
@@ -157,7 +161,7 @@ impl Client {
             outbox: VecDeque::new(),
             inflight: HashMap::new(),
             inflight_http: HashMap::new(),
-            timers: [None; 5],
+            timers: [None; 6],
             publish_failures: 0,
             actions: VecDeque::new(),
             events: VecDeque::new(),
@@ -229,6 +233,24 @@ impl Client {
         }
     }
 
+    /// Replaces the connection token: later connections send it, and a live
+    /// WebSocket or WebTransport connection gets a `refresh` frame with it
+    /// (no reconnect). With `valid_for_ms`, an [`Event::TokenNeeded`]
+    /// comes at four fifths of that time ([`token::refresh_after_ms`]).
+    pub fn set_token(&mut self, now: u64, token: String, valid_for_ms: Option<u64>) {
+        self.timers[Timer::TokenRefresh as usize] =
+            valid_for_ms.map(|v| now + token::refresh_after_ms(v));
+        if let Some((conn, true)) = self.live() {
+            self.send(
+                conn,
+                &ClientFrame::Refresh {
+                    token: token.clone(),
+                },
+            );
+        }
+        self.config.token = Some(token);
+    }
+
     /// Stops for good: closes the connection and fails waiting publishes.
     pub fn close(&mut self, _now: u64) {
         if self.state == State::Closed {
@@ -240,6 +262,19 @@ impl Client {
     /// Subscribes to a topic; it is (re)subscribed on every connection, from
     /// the last position handled.
     pub fn subscribe(&mut self, now: u64, topic: &str) -> Result<(), CommandError> {
+        self.subscribe_since(now, topic, None)
+    }
+
+    /// Like [`Client::subscribe`], resuming from `since` (a position the app
+    /// kept, say across page loads): the gateway replays what came after it,
+    /// and the first `subscribed` is a `Recovered` that says whether all of
+    /// it could be. A topic already held keeps its own position.
+    pub fn subscribe_since(
+        &mut self,
+        now: u64,
+        topic: &str,
+        since: Option<Position>,
+    ) -> Result<(), CommandError> {
         if self.state == State::Closed {
             return Err(CommandError::Closed);
         }
@@ -247,7 +282,7 @@ impl Client {
         if self.subs.contains_key(topic) {
             return Ok(());
         }
-        self.subs.insert(topic.to_owned(), Sub::default());
+        self.subs.insert(topic.to_owned(), Sub { position: since });
         match self.live() {
             Some((_, true)) => self.send_subscribe(topic),
             Some((_, false)) => self.reopen(now),
@@ -272,6 +307,18 @@ impl Client {
             Some((_, false)) => self.reopen(now),
             None => {}
         }
+    }
+
+    /// Sends a `ping` frame on a live bidirectional connection; its `pong`
+    /// is activity. For drivers that cannot see WebSocket Ping/Pong (a
+    /// browser's `WebSocket`), which would otherwise look silent to the
+    /// heartbeat watchdog. Returns whether a frame was sent.
+    pub fn ping(&mut self) -> bool {
+        let Some((conn, true)) = self.live() else {
+            return false;
+        };
+        self.send(conn, &ClientFrame::Ping { id: None });
+        true
     }
 
     // ---- inputs ----
@@ -352,7 +399,11 @@ impl Client {
                 encoding,
                 subscriptions: Vec::new(),
                 open: Open::WebTransport {
-                    request: request::webtransport(&info.url, encoding),
+                    request: request::webtransport(
+                        &info.url,
+                        encoding,
+                        self.config.token.as_deref(),
+                    ),
                     cert_hash: info.hash,
                 },
             }),
@@ -380,6 +431,7 @@ impl Client {
         match timer {
             Timer::Reconnect => self.start_attempt(now),
             Timer::PublishRetry => self.flush_outbox(),
+            Timer::TokenRefresh => self.events.push_back(Event::TokenNeeded { expired: false }),
             Timer::ConnectTimeout => {
                 if let Some(c) = self.conn.as_ref().filter(|c| !c.greeted) {
                     let reason = Reason::ConnectTimeout(c.transport);
@@ -594,7 +646,7 @@ impl Client {
         if let Some(c) = self.conn.take() {
             self.actions.push_back(Action::Close { conn: c.id });
         }
-        self.timers = [None; 5];
+        self.timers = [None; 6];
         let mut failed: Vec<PendingPublish> = self.outbox.drain(..).collect();
         failed.extend(self.inflight.drain().map(|(_, p)| p));
         failed.extend(self.inflight_http.drain().map(|(_, p)| p));

@@ -200,8 +200,10 @@ pub(super) fn cert_hash(token: Option<&str>) -> Request {
     Request::get("/wt/cert-hash").bearer(token)
 }
 
-/// The WebTransport session request at the announced URL.
-pub(super) fn webtransport(url: &str, encoding: Encoding) -> Request {
+/// The WebTransport session request at the announced URL. The token goes
+/// in the query: browsers' WebTransport cannot set headers either
+/// (`docs/protocol.md` §8).
+pub(super) fn webtransport(url: &str, encoding: Encoding, token: Option<&str>) -> Request {
     let mut r = Request::get("/wt").query(
         "encoding",
         match encoding {
@@ -209,6 +211,9 @@ pub(super) fn webtransport(url: &str, encoding: Encoding) -> Request {
             Encoding::Msgpack => "msgpack",
         },
     );
+    if let Some(t) = token {
+        r = r.query("token", t);
+    }
     r.target = Target::Url(url.to_owned());
     r
 }
@@ -271,10 +276,15 @@ mod tests {
         let r = websocket(Encoding::Msgpack, None);
         assert_eq!(r.path_and_query(), "/ws");
         assert_eq!(r.subprotocol, Some("livegate.v1.msgpack"));
-        let wt = webtransport("https://127.0.0.1:4433/wt", Encoding::Json);
+        let wt = webtransport("https://127.0.0.1:4433/wt", Encoding::Json, None);
         assert_eq!(
             wt.path_and_query(),
             "https://127.0.0.1:4433/wt?encoding=json"
+        );
+        let wt = webtransport("https://127.0.0.1:4433/wt", Encoding::Json, Some("a.b.c"));
+        assert_eq!(
+            wt.path_and_query(),
+            "https://127.0.0.1:4433/wt?encoding=json&token=a.b.c"
         );
     }
 

@@ -261,6 +261,13 @@ pub enum Event {
         /// Explanation.
         message: String,
     },
+    /// The connection token should be replaced (its life is four fifths
+    /// gone, or the gateway ended the connection with `token_expired`):
+    /// fetch one and hand it to [`super::Client::set_token`].
+    TokenNeeded {
+        /// Whether the gateway already refused the old one as expired.
+        expired: bool,
+    },
     /// Something the gateway sent was wrong, or an `error` frame answered no request.
     Error {
         /// Error code.

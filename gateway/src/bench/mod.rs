@@ -9,6 +9,7 @@
 
 pub mod peer;
 mod procfs;
+pub mod raw_ws;
 pub mod report;
 
 use std::ffi::OsStr;
@@ -75,13 +76,50 @@ pub struct BenchConfig {
     pub progress: bool,
     /// Servers to drive in peer mode instead of the livegate matrix.
     pub peers: Vec<peer::PeerConfig>,
+    /// The compression axis (WebSocket, JSON): when not empty, these
+    /// variants run instead of the transport matrix.
+    pub compressions: Vec<BenchCompression>,
+    /// What the published payloads look like.
+    pub payload: PayloadKind,
+}
+
+/// A point on the compression axis.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BenchCompression {
+    /// No extension offered.
+    Off,
+    /// permessage-deflate offered and accepted.
+    Deflate,
+}
+
+impl BenchCompression {
+    /// Its name in flags and reports.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Off => "off",
+            Self::Deflate => "deflate",
+        }
+    }
+}
+
+/// What the published payloads look like.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PayloadKind {
+    /// A timestamp, a sequence number and padding (`x` repeated).
+    Padded,
+    /// A dashboard snapshot: hosts with a few figures each, of which a few
+    /// change from one message to the next (what compression is for).
+    Snapshot,
 }
 
 impl VariantResult {
     /// How the report names it: `ws/json`, or the peer's name.
     pub fn label(&self) -> String {
         if self.server == "livegate" {
-            format!("{}/{}", self.transport, self.encoding)
+            match self.compression {
+                Some(c) => format!("{}/{}/{c}", self.transport, self.encoding),
+                None => format!("{}/{}", self.transport, self.encoding),
+            }
         } else {
             self.server.clone()
         }
@@ -97,6 +135,9 @@ pub struct VariantResult {
     pub transport: &'static str,
     /// `json` or `msgpack`.
     pub encoding: &'static str,
+    /// On the compression axis: `off` or `deflate`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub compression: Option<&'static str>,
     /// Subscribers.
     pub subscribers: usize,
     /// Publications accepted.
@@ -260,6 +301,44 @@ fn now_us() -> u64 {
         .map_or(0, |d| d.as_micros() as u64)
 }
 
+/// A payload of about `size` bytes carrying its send time as `t`.
+fn make_payload(kind: PayloadKind, seq: u64, size: usize) -> Payload {
+    match kind {
+        PayloadKind::Padded => payload(seq, size),
+        PayloadKind::Snapshot => snapshot(seq, size),
+    }
+}
+
+/// A dashboard snapshot of about `size` bytes: every host's figures, one
+/// host in eight changing per message.
+fn snapshot(seq: u64, size: usize) -> Payload {
+    use std::fmt::Write as _;
+    let mut text = format!("{{\"t\":{},\"s\":{seq},\"hosts\":[", now_us());
+    let mut h = 0u64;
+    loop {
+        let moving = if h % 8 == seq % 8 { seq } else { 0 };
+        let mut entry = String::new();
+        let _ = write!(
+            entry,
+            "{{\"name\":\"node-{h:03}\",\"cpu\":{},\"mem\":{},\"disk\":{},\"status\":\"ok\",\"region\":\"eu-west-1\"}}",
+            (h * 7 + moving) % 100,
+            (40 + h * 3 + moving / 2) % 100,
+            (h * 11) % 100
+        );
+        if h > 0 && text.len() + entry.len() + 3 > size {
+            break;
+        }
+        if h > 0 {
+            text.push(',');
+        }
+        text.push_str(&entry);
+        h += 1;
+    }
+    text.push_str("]}");
+    Payload::from_json(text)
+        .unwrap_or_else(|_| Payload::from_json_value(&serde_json::json!({"s": seq})))
+}
+
 fn payload(seq: u64, size: usize) -> Payload {
     let head = format!("{{\"t\":{},\"s\":{seq},\"p\":\"", now_us());
     let pad = size.saturating_sub(head.len() + 2);
@@ -284,23 +363,28 @@ async fn stats_of(url: &str) -> Option<serde_json::Value> {
 /// Runs every variant and the idle-memory measurement.
 pub async fn run(config: BenchConfig) -> Result<Report, BenchError> {
     config.check()?;
-    if !config.peers.is_empty() {
-        let mut variants = Vec::new();
-        for (i, p) in config.peers.iter().enumerate() {
-            if config.progress {
-                eprintln!("[{}/{}] {}", i + 1, config.peers.len(), p.name);
-            }
-            let mut r = peer::run_peer(
-                p,
-                config.subscribers,
-                config.rate,
-                config.size,
-                config.duration,
-            )
-            .await?;
-            r.server = p.name.clone();
-            variants.push(r);
+    // Peers and the compression axis run side by side in one report.
+    let mut variants = Vec::new();
+    let steps = config.peers.len() + config.compressions.len();
+    for (i, p) in config.peers.iter().enumerate() {
+        if config.progress {
+            eprintln!("[{}/{steps}] {}", i + 1, p.name);
         }
+        let mut r = peer::run_peer(p, &config).await?;
+        r.server = p.name.clone();
+        variants.push(r);
+    }
+    for (i, c) in config.compressions.iter().enumerate() {
+        if config.progress {
+            eprintln!(
+                "[{}/{steps}] ws/json/{}",
+                config.peers.len() + i + 1,
+                c.as_str()
+            );
+        }
+        variants.push(run_compression_variant(&config, *c).await?);
+    }
+    if steps > 0 {
         return Ok(Report {
             subscribers: config.subscribers,
             rate: config.rate,
@@ -311,7 +395,6 @@ pub async fn run(config: BenchConfig) -> Result<Report, BenchError> {
             idle_connections: 0,
         });
     }
-    let mut variants = Vec::new();
     let combos: Vec<(TransportKind, Encoding)> = config
         .transports
         .iter()
@@ -356,6 +439,50 @@ fn enc_name(e: Encoding) -> &'static str {
         Encoding::Json => "json",
         Encoding::Msgpack => "msgpack",
     }
+}
+
+/// One point of the compression axis: plain WebSocket subscribers (with or
+/// without the permessage-deflate offer) and HTTP publishes, as in peer mode.
+async fn run_compression_variant(
+    config: &BenchConfig,
+    compression: BenchCompression,
+) -> Result<VariantResult, BenchError> {
+    let spawned = match &config.url {
+        Some(_) => None,
+        None => Some(spawn_gateway(&config.binary)?),
+    };
+    let url = config
+        .url
+        .clone()
+        .or_else(|| spawned.as_ref().map(|s| s.url.clone()))
+        .unwrap_or_default();
+    if stats_of(&url).await.is_none() {
+        return Err(BenchError::Gateway(format!(
+            "{url} does not answer GET /api/stats: is a livegate gateway running there?"
+        )));
+    }
+    let topic = format!("bench.{}", crate::hub::random_token(8));
+    let peer = peer::PeerConfig {
+        name: format!("ws/json/{}", compression.as_str()),
+        ws_url: format!("{}/ws", url.replacen("http://", "ws://", 1)),
+        subscribe_message: Some(format!(
+            "{{\"type\":\"subscribe\",\"id\":1,\"topic\":\"{topic}\"}}"
+        )),
+        publish_url: format!("{url}/api/publish/{topic}"),
+        pid: spawned.as_ref().map(|s| s.process.pid()),
+        client: peer::PeerClient::Raw {
+            deflate: compression == BenchCompression::Deflate,
+        },
+    };
+    let mut r = peer::run_peer(&peer, config).await?;
+    r.server = "livegate".into();
+    r.compression = Some(compression.as_str());
+    r.slow_consumers_dropped = stats_of(&url)
+        .await
+        .and_then(|v| v["slow_consumers_dropped"].as_u64())
+        .unwrap_or(0);
+    drop(spawned);
+    Ok(r)
 }
 
 async fn run_variant(
@@ -468,11 +595,11 @@ async fn run_variant(
             continue;
         }
         seq += 1;
-        in_flight.push(publisher.publish(&topic, payload(seq, config.size)));
+        in_flight.push(publisher.publish(&topic, make_payload(config.payload, seq, config.size)));
         while let Some(Some(r)) = futures_util::FutureExt::now_or_never(in_flight.next()) {
             published += ok(r);
         }
-        if config.progress && seq % 1000 == 0 {
+        if config.progress && seq.is_multiple_of(1000) {
             eprint!(
                 "\r  {:>5.1}s  published {seq:>9}  delivered {:>11}",
                 start.elapsed().as_secs_f64(),
@@ -524,6 +651,7 @@ async fn run_variant(
         server: "livegate".into(),
         transport: transport.as_str(),
         encoding: enc_name(encoding),
+        compression: None,
         subscribers: config.subscribers,
         published,
         delivered,
@@ -613,6 +741,17 @@ async fn idle_connection(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn snapshots_are_about_the_size_asked_and_change_a_little() {
+        let a = snapshot(1, 2048);
+        let b = snapshot(2, 2048);
+        let (a, b) = (a.as_bytes(), b.as_bytes());
+        assert!((1800..=2048).contains(&a.len()), "{}", a.len());
+        assert!(a.starts_with(b"{\"t\":"));
+        let same = a.iter().zip(b).filter(|(x, y)| x == y).count();
+        assert!(same * 10 > a.len() * 8, "{same} of {}", a.len());
+    }
 
     #[test]
     fn idle_connections_spread_over_loopback_sources() {

@@ -17,7 +17,8 @@ use hyper_util::rt::TokioIo;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message;
 
-use super::{now_us, payload, procfs, BenchError, Latency, VariantResult};
+use super::raw_ws::RawWs;
+use super::{make_payload, now_us, procfs, BenchConfig, BenchError, Latency, VariantResult};
 
 /// A server to drive.
 #[derive(Debug, Clone)]
@@ -33,6 +34,20 @@ pub struct PeerConfig {
     pub publish_url: String,
     /// The server's process, for CPU and memory.
     pub pid: Option<u32>,
+    /// What the subscribers are.
+    pub client: PeerClient,
+}
+
+/// The subscribers' WebSocket client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PeerClient {
+    /// tokio-tungstenite (no extensions).
+    Tungstenite,
+    /// [`super::raw_ws::RawWs`], offering permessage-deflate when `deflate`.
+    Raw {
+        /// Offer (and require) permessage-deflate.
+        deflate: bool,
+    },
 }
 
 /// Pulls the benchmark payload's send time out of a message: the message
@@ -78,11 +93,15 @@ async fn keep_alive_sender(
 /// Runs the load against one peer.
 pub async fn run_peer(
     peer: &PeerConfig,
-    subscribers: usize,
-    rate: u64,
-    size: usize,
-    duration: Duration,
+    config: &BenchConfig,
 ) -> Result<VariantResult, BenchError> {
+    let (subscribers, rate, size, duration) = (
+        config.subscribers,
+        config.rate,
+        config.size,
+        config.duration,
+    );
+    let payload_kind = config.payload;
     let publish: hyper::Uri = peer
         .publish_url
         .parse()
@@ -96,18 +115,6 @@ pub async fn run_peer(
     let mut readers = Vec::with_capacity(subscribers);
     let mut locals = Vec::with_capacity(subscribers);
     for i in 0..subscribers {
-        // A small read buffer: the default (128 KiB) times thousands of
-        // subscribers only spreads the load generator over more memory.
-        let config = WebSocketConfig::default().read_buffer_size(4096);
-        let (mut ws, _) =
-            tokio_tungstenite::connect_async_with_config(peer.ws_url.as_str(), Some(config), false)
-                .await
-                .map_err(|e| BenchError::Gateway(format!("{}: subscriber {i}: {e}", peer.name)))?;
-        if let Some(m) = &peer.subscribe_message {
-            ws.send(Message::text(m.clone()))
-                .await
-                .map_err(|e| BenchError::Gateway(e.to_string()))?;
-        }
         // Each reader's own histogram (an uncontended lock): readers are
         // stopped by abort, so they cannot merge on their way out.
         let local = Arc::new(Mutex::new(
@@ -116,22 +123,58 @@ pub async fn run_peer(
         ));
         locals.push(local.clone());
         let received = received.clone();
-        readers.push(tokio::spawn(async move {
-            while let Some(Ok(msg)) = ws.next().await {
-                let text = match &msg {
-                    Message::Text(t) => t.as_str(),
-                    Message::Binary(b) => std::str::from_utf8(b).unwrap_or(""),
-                    Message::Close(_) => break,
-                    _ => continue,
-                };
-                if let Some(sent) = sent_at(text) {
-                    if let Ok(mut h) = local.lock() {
-                        let _ = h.record(now_us().saturating_sub(sent).max(1));
-                    }
-                    received.fetch_add(1, Ordering::Relaxed);
+        let count = move |text: &str| {
+            if let Some(sent) = sent_at(text) {
+                if let Ok(mut h) = local.lock() {
+                    let _ = h.record(now_us().saturating_sub(sent).max(1));
                 }
+                received.fetch_add(1, Ordering::Relaxed);
             }
-        }));
+        };
+        let failed = |e: String| BenchError::Gateway(format!("{}: subscriber {i}: {e}", peer.name));
+        match peer.client {
+            PeerClient::Tungstenite => {
+                // A small read buffer: the default (128 KiB) times thousands of
+                // subscribers only spreads the load generator over more memory.
+                let config = WebSocketConfig::default().read_buffer_size(4096);
+                let (mut ws, _) = tokio_tungstenite::connect_async_with_config(
+                    peer.ws_url.as_str(),
+                    Some(config),
+                    false,
+                )
+                .await
+                .map_err(|e| failed(e.to_string()))?;
+                if let Some(m) = &peer.subscribe_message {
+                    ws.send(Message::text(m.clone()))
+                        .await
+                        .map_err(|e| BenchError::Gateway(e.to_string()))?;
+                }
+                readers.push(tokio::spawn(async move {
+                    while let Some(Ok(msg)) = ws.next().await {
+                        match &msg {
+                            Message::Text(t) => count(t.as_str()),
+                            Message::Binary(b) => count(std::str::from_utf8(b).unwrap_or("")),
+                            Message::Close(_) => break,
+                            _ => {}
+                        }
+                    }
+                }));
+            }
+            PeerClient::Raw { deflate } => {
+                let mut ws = RawWs::connect(&peer.ws_url, deflate)
+                    .await
+                    .map_err(failed)?;
+                if let Some(m) = &peer.subscribe_message {
+                    ws.send_text(m).await.map_err(failed)?;
+                }
+                readers.push(tokio::spawn(async move {
+                    let mut buf = Vec::new();
+                    while let Ok(true) = ws.next_message(&mut buf).await {
+                        count(std::str::from_utf8(&buf).unwrap_or(""));
+                    }
+                }));
+            }
+        }
     }
     let connect_per_sec = subscribers as f64 / connect_start.elapsed().as_secs_f64().max(1e-6);
     // Subscriptions by URL have no answer to wait for: give them a moment.
@@ -160,7 +203,7 @@ pub async fn run_peer(
                     next += iv;
                 }
                 let n = seq.fetch_add(1, Ordering::Relaxed) + 1;
-                let body = Bytes::copy_from_slice(payload(n, size).as_bytes());
+                let body = Bytes::copy_from_slice(make_payload(payload_kind, n, size).as_bytes());
                 // Origin-form target ("/pub"): not every server takes an absolute URI.
                 let target = publish.path_and_query().map_or("/", |p| p.as_str());
                 let Ok(req) = hyper::Request::post(target)
@@ -224,6 +267,7 @@ pub async fn run_peer(
         server: peer.name.clone(),
         transport: "ws",
         encoding: "json",
+        compression: None,
         subscribers,
         published,
         delivered,
@@ -259,7 +303,7 @@ mod tests {
         assert_eq!(sent_at("not json"), None);
         assert_eq!(sent_at(r#"{"t":"x"}"#), None);
         // What the gateway really sends.
-        let data = payload(7, 64);
+        let data = super::super::payload(7, 64);
         let t = data.to_json_value()["t"].as_u64();
         let frame = livegate_core::Encoding::Json.encode_publication(
             &livegate_core::protocol::Publication {

@@ -8,7 +8,7 @@ fn opt(v: Option<f64>, digits: usize) -> String {
     v.map_or_else(|| "n/a".to_owned(), |v| format!("{v:.digits$}"))
 }
 
-fn rows(r: &Report) -> Vec<[String; 11]> {
+fn rows(r: &Report) -> Vec<[String; 12]> {
     r.variants
         .iter()
         .map(|v: &VariantResult| {
@@ -16,6 +16,7 @@ fn rows(r: &Report) -> Vec<[String; 11]> {
                 v.label(),
                 format!("{:.0}", v.delivered_per_sec),
                 opt(v.deliveries_per_cpu_sec, 0),
+                opt(v.deliveries_per_cpu_sec.map(|d| 1e6 / d), 2),
                 format!("{:.2}", v.latency_ms.p50),
                 format!("{:.2}", v.latency_ms.p90),
                 format!("{:.2}", v.latency_ms.p99),
@@ -30,10 +31,11 @@ fn rows(r: &Report) -> Vec<[String; 11]> {
         .collect()
 }
 
-const HEADERS: [&str; 11] = [
+const HEADERS: [&str; 12] = [
     "variant",
     "deliveries/s",
     "deliveries/CPU-s",
+    "CPU us/delivery",
     "p50 ms",
     "p90 ms",
     "p99 ms",
@@ -205,6 +207,7 @@ mod tests {
             server: "livegate".into(),
             transport: t,
             encoding: e,
+            compression: None,
             subscribers: 10,
             published: 100,
             delivered: 1000,

@@ -6,37 +6,22 @@
 //! and every one is readable before it is delivered. Everything here is
 //! synchronous; the [`Broker`] methods wrap the results in ready futures.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
+use std::sync::Arc;
 
-use livegate_core::history::{Bounds, History};
 use livegate_core::protocol::{Position, Publication};
 use livegate_core::topic::Namespaces;
 
-use super::dedupe::{Dedupe, DedupeWindow};
+use super::dedupe::DedupeWindow;
+use super::topics::{lock, SharedLog, TopicTable};
 use super::{BoxFuture, Broker, BrokerError, Page, PublishRequest, Published, ReadError, Sink};
 use crate::stats::Stats;
-use crate::wire::{SharedPub, SharedPublication};
-
-struct TopicLog {
-    name: Arc<str>,
-    history: History<SharedPub>,
-    /// The history's epoch, shared by the dedupe entries.
-    epoch: Arc<str>,
-    dedupe: Dedupe,
-}
+use crate::wire::SharedPublication;
 
 /// The in-memory broker.
 pub struct MemoryBroker {
-    topics: RwLock<HashMap<Arc<str>, Arc<Mutex<TopicLog>>>>,
-    namespaces: Namespaces,
+    topics: TopicTable,
     dedupe: DedupeWindow,
-    stats: Arc<Stats>,
     sink: Arc<dyn Sink>,
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 impl MemoryBroker {
@@ -49,44 +34,14 @@ impl MemoryBroker {
         sink: Arc<dyn Sink>,
     ) -> Self {
         Self {
-            topics: RwLock::new(HashMap::new()),
-            namespaces,
+            topics: TopicTable::new(namespaces, stats),
             dedupe,
-            stats,
             sink,
         }
     }
 
-    fn topic(&self, name: &str) -> Arc<Mutex<TopicLog>> {
-        if let Some(t) = self
-            .topics
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(name)
-        {
-            return t.clone();
-        }
-        let mut topics = self.topics.write().unwrap_or_else(PoisonError::into_inner);
-        topics
-            .entry(Arc::from(name))
-            .or_insert_with_key(|key| {
-                let opts = self.namespaces.options_for(name);
-                self.stats.topic_created();
-                let epoch = crate::token::new_epoch();
-                Arc::new(Mutex::new(TopicLog {
-                    name: key.clone(),
-                    epoch: Arc::from(epoch.as_str()),
-                    history: History::new(
-                        epoch,
-                        Bounds {
-                            max_len: opts.history_size,
-                            max_age_ms: opts.history_ttl_secs.saturating_mul(1000),
-                        },
-                    ),
-                    dedupe: Dedupe::default(),
-                }))
-            })
-            .clone()
+    fn topic(&self, name: &str) -> SharedLog {
+        self.topics.get_or_create(name, 0, crate::token::new_epoch)
     }
 
     /// Sequences and delivers a publication at `now_ms`. Of two concurrent
@@ -97,14 +52,11 @@ impl MemoryBroker {
         let mut st = lock(&t);
         let window = self.dedupe;
         let msg_id = request.msg_id.as_deref().filter(|_| window.enabled());
-        if let Some(id) = msg_id {
-            st.dedupe.evict(window, now_ms);
-            if let Some(position) = st.dedupe.get(id) {
-                return Published {
-                    position,
-                    duplicate: true,
-                };
-            }
+        if let Some(position) = msg_id.and_then(|id| st.duplicate(window, id, now_ms)) {
+            return Published {
+                position,
+                duplicate: true,
+            };
         }
         let publication = Arc::new(SharedPublication::new(Publication {
             topic: st.name.to_string(),
@@ -114,15 +66,7 @@ impl MemoryBroker {
             data: request.data,
             time_ms: now_ms,
         }));
-        let offset = st.history.append(now_ms, publication.clone());
-        if let Some(id) = msg_id {
-            let epoch = st.epoch.clone();
-            st.dedupe.insert(window, id, epoch, offset, now_ms);
-        }
-        let position = Position {
-            epoch: publication.publication.epoch.clone(),
-            offset,
-        };
+        let position = st.append(publication.clone(), msg_id, window);
         // Under the lock: the sink sees the topic's publications in order.
         self.sink.deliver(publication);
         drop(st);
@@ -140,17 +84,7 @@ impl MemoryBroker {
         limit: usize,
         now_ms: u64,
     ) -> Result<Page, ReadError> {
-        let t = self.topic(topic);
-        let mut st = lock(&t);
-        let position = st.history.position();
-        let entries = st.history.since(since, now_ms)?;
-        let total = entries.len();
-        let publications = entries.take(limit).map(|e| e.value.clone()).collect();
-        Ok(Page {
-            position,
-            publications,
-            more: total > limit,
-        })
+        lock(&self.topic(topic)).page(since, limit, now_ms)
     }
 
     /// The topic's latest position.
@@ -195,7 +129,9 @@ impl Broker for MemoryBroker {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::wire::SharedPub;
     use livegate_core::Payload;
+    use std::sync::Mutex;
 
     /// A sink that records the offsets it is handed.
     #[derive(Default)]

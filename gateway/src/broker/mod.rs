@@ -10,14 +10,17 @@
 //!   and only after it is readable through [`Broker::read`] and
 //!   [`Broker::position`].
 //!
-//! The embedded [`MemoryBroker`] does all of it in-process. A Redis, NATS or
-//! on-disk broker implements the same trait: the methods are asynchronous
+//! The embedded [`MemoryBroker`] does all of it in-process; the
+//! [`DiskBroker`], the default of `livegate serve`, does the same over a log
+//! on disk that survives restarts. A Redis or NATS broker implements the same trait: the methods are asynchronous
 //! so a remote round trip fits, and a remote broker feeds the sink from its
 //! own subscription, so publications from other nodes reach local
 //! subscribers the same way.
 
 pub mod dedupe;
+pub mod disk;
 pub mod memory;
+pub mod topics;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -27,6 +30,7 @@ use livegate_core::protocol::Position;
 use livegate_core::Payload;
 
 pub use dedupe::DedupeWindow;
+pub use disk::{DiskBroker, DiskOptions, FsyncPolicy};
 pub use memory::MemoryBroker;
 
 use crate::wire::SharedPub;

@@ -4,9 +4,9 @@
 //! ([`Credentials`]) into an identity, and may refine what that identity
 //! may do per operation and topic. The gateway's own rules (reserved
 //! topics, a namespace's `client_publish`) are applied by the service on
-//! top, whatever the authenticator. Today's authenticator checks the API
-//! key ([`ApiKey`]); a JWT authenticator will read the token's subject and
-//! grants into the identity and check them in [`Authenticator::authorize`].
+//! top, whatever the authenticator. [`ApiKey`] checks the API key only;
+//! [`super::jwt::JwtAuthenticator`] also reads a token's subject and grants
+//! into the identity and checks them in [`Authenticator::authorize`].
 
 use std::sync::Arc;
 
@@ -26,16 +26,25 @@ pub enum Origin {
 pub struct Credentials<'a> {
     /// Where.
     pub origin: Origin,
-    /// Keys or tokens it carried (`Authorization: Bearer`, `X-Api-Key`).
+    /// Keys or tokens it carried (`Authorization: Bearer`, `X-Api-Key`,
+    /// `?token=`, a `bearer.<jwt>` WebSocket subprotocol).
     pub keys: Vec<&'a str>,
 }
 
-impl Credentials<'_> {
+impl<'a> Credentials<'a> {
     /// A subscriber connection that presented nothing.
     pub fn connection() -> Self {
         Self {
             origin: Origin::Connection,
             keys: Vec::new(),
+        }
+    }
+
+    /// A subscriber connection that presented `keys`.
+    pub fn connection_with(keys: Vec<&'a str>) -> Self {
+        Self {
+            origin: Origin::Connection,
+            keys,
         }
     }
 }
@@ -62,6 +71,10 @@ pub struct Identity {
     pub subject: Option<Arc<str>>,
     /// What it may do before per-topic rules.
     pub role: Role,
+    /// With a token, the topics it grants per operation.
+    pub grants: Option<Arc<super::grants::Grants>>,
+    /// With a token, when it expires (ms since the Unix epoch).
+    pub expires_ms: Option<u64>,
 }
 
 impl Identity {
@@ -70,6 +83,8 @@ impl Identity {
         Self {
             subject: None,
             role,
+            grants: None,
+            expires_ms: None,
         }
     }
 
@@ -90,10 +105,26 @@ pub enum Operation {
     History,
 }
 
+impl Operation {
+    /// Its name, as grants spell it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Publish => "publish",
+            Self::Subscribe => "subscribe",
+            Self::History => "history",
+        }
+    }
+}
+
 /// Turns credentials into identities and checks their grants.
 pub trait Authenticator: Send + Sync + 'static {
     /// The identity behind `credentials`, or why they are refused.
     fn authenticate(&self, credentials: &Credentials<'_>) -> Result<Identity, ServiceError>;
+
+    /// Whether it checks connection tokens (so `refresh` means something).
+    fn checks_tokens(&self) -> bool {
+        false
+    }
 
     /// Whether `identity` may do `operation` on `topic`, beyond the
     /// gateway's own rules. Everything by default.
@@ -120,6 +151,11 @@ impl ApiKey {
     pub fn new(key: Option<String>) -> Self {
         Self { key }
     }
+
+    /// Whether a key is set.
+    pub fn is_set(&self) -> bool {
+        self.key.is_some()
+    }
 }
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
@@ -139,7 +175,7 @@ impl Authenticator for ApiKey {
                 if holds {
                     Identity {
                         subject: Some(Arc::from("api-key")),
-                        role: Role::Backend,
+                        ..Identity::anonymous(Role::Backend)
                     }
                 } else {
                     Identity::anonymous(Role::Guest)

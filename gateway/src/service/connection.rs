@@ -8,8 +8,9 @@ use std::sync::Arc;
 use livegate_core::protocol::{Position, ServerFrame};
 use livegate_core::Payload;
 
-use super::{validate, Identity, Service};
+use super::{validate, Credentials, Identity, Service};
 use crate::broker::{Page, Published};
+use crate::close::CloseReason;
 use crate::error::{ErrorKind, ServiceError};
 use crate::hub::Outbox;
 
@@ -19,6 +20,19 @@ pub struct Connection {
     outbox: Arc<Outbox>,
     identity: Identity,
     topics: HashSet<String>,
+    /// Closes the connection with `token_expired` when its token expires.
+    expiry: Option<tokio::task::AbortHandle>,
+}
+
+/// Closes `outbox` with `token_expired` at `expires_ms`.
+fn expire_at(outbox: &Arc<Outbox>, expires_ms: u64) -> tokio::task::AbortHandle {
+    let outbox = outbox.clone();
+    let wait = std::time::Duration::from_millis(expires_ms.saturating_sub(crate::now_ms()));
+    tokio::spawn(async move {
+        tokio::time::sleep(wait).await;
+        outbox.close(CloseReason::TokenExpired);
+    })
+    .abort_handle()
 }
 
 impl std::fmt::Debug for Connection {
@@ -33,12 +47,51 @@ impl std::fmt::Debug for Connection {
 
 impl Connection {
     pub(super) fn new(service: Arc<Service>, outbox: Arc<Outbox>, identity: Identity) -> Self {
+        let expiry = identity.expires_ms.map(|ms| expire_at(&outbox, ms));
         Self {
             service,
             outbox,
             identity,
             topics: HashSet::new(),
+            expiry,
         }
+    }
+
+    /// Replaces the connection's token (the `refresh` frame): the new one
+    /// must be valid and name the same subject; the subscriptions stay.
+    /// A refused token leaves the old one in force.
+    pub fn refresh(&mut self, token: &str) -> Result<(), ServiceError> {
+        if !self.service.checks_tokens() {
+            return Err(ServiceError::new(
+                ErrorKind::Unsupported,
+                "token refresh needs tokens, which this gateway does not configure",
+            ));
+        }
+        let fresh = self
+            .service
+            .authenticate(&Credentials::connection_with(vec![token]))?;
+        if fresh.expires_ms.is_none() {
+            return Err(ServiceError::new(
+                ErrorKind::Unauthorized,
+                "refresh needs a JWT",
+            ));
+        }
+        if self.identity.subject.is_some() && fresh.subject != self.identity.subject {
+            return Err(ServiceError::new(
+                ErrorKind::Unauthorized,
+                format!(
+                    "refresh must keep the subject: this connection is {}, the token names {}",
+                    self.identity.subject(),
+                    fresh.subject()
+                ),
+            ));
+        }
+        if let Some(old) = self.expiry.take() {
+            old.abort();
+        }
+        self.expiry = fresh.expires_ms.map(|ms| expire_at(&self.outbox, ms));
+        self.identity = fresh;
+        Ok(())
     }
 
     /// The outbound queue.
@@ -135,6 +188,9 @@ impl Connection {
 
 impl Drop for Connection {
     fn drop(&mut self) {
+        if let Some(expiry) = self.expiry.take() {
+            expiry.abort();
+        }
         let topics = std::mem::take(&mut self.topics);
         self.service
             .disconnect(&self.outbox, topics.iter().map(String::as_str));

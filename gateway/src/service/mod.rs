@@ -5,12 +5,15 @@
 //! (subscribers and fan-out).
 //!
 //! - [`auth`]: who a connection or request is, and what it may do.
+//! - [`jwt`], [`grants`]: connection tokens and the topics they grant.
 //! - [`validate`]: names, ids, limits.
 //! - [`connection`]: one subscriber connection (identity, subscriptions,
 //!   outbound queue).
 
 pub mod auth;
 pub mod connection;
+pub mod grants;
+pub mod jwt;
 pub mod validate;
 
 use std::sync::Arc;
@@ -112,6 +115,11 @@ impl Service {
     /// The identity behind `credentials`.
     pub fn authenticate(&self, credentials: &Credentials<'_>) -> Result<Identity, ServiceError> {
         self.auth.authenticate(credentials)
+    }
+
+    /// Whether connection tokens are checked.
+    pub fn checks_tokens(&self) -> bool {
+        self.auth.checks_tokens()
     }
 
     /// Opens a subscriber connection for `identity`: its state and the

@@ -6,10 +6,13 @@
 //! handling of the bidirectional transports (WebSocket, WebTransport); SSE
 //! and long-poll are read-only and subscribe from their query.
 
+pub mod credentials;
+pub mod gzip;
 pub mod poll;
 pub mod session;
 pub mod sse;
 pub mod ws;
+pub mod ws_deflate;
 pub mod ws_io;
 pub mod wt;
 

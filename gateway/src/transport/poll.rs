@@ -19,8 +19,9 @@ use livegate_core::Encoding;
 
 use crate::error::ServiceError;
 use crate::hub::Outbound;
-use crate::service::Credentials;
 use crate::stats::Transport;
+use crate::transport::credentials;
+use crate::transport::gzip::{accepts_gzip, gzip_body};
 use crate::transport::parse_topic_query;
 use crate::wire::SharedPub;
 use crate::App;
@@ -53,10 +54,12 @@ pub async fn handler(State(app): State<Arc<App>>, req: Request) -> Response {
             }
         },
     };
-    let identity = match app.service.authenticate(&Credentials::connection()) {
+    let tokens = credentials::http_tokens(req.headers(), req.uri().query());
+    let identity = match credentials::authenticate(&app.service, &tokens) {
         Ok(identity) => identity,
         Err(e) => return e.into_response(),
     };
+    let gzip = app.config.deflate().filter(|_| accepts_gzip(req.headers()));
     let _counted = app.service.count_connection(Transport::Poll);
     let (mut conn, mut rx) = app.service.open(identity);
     for topic in &query.topics {
@@ -108,7 +111,17 @@ pub async fn handler(State(app): State<Arc<App>>, req: Request) -> Response {
         body.put_slice(f);
     }
     body.put_slice(b"]}");
-    let mut res = body.freeze().into_response();
+    let mut res = match gzip {
+        Some(settings) => {
+            let mut res = gzip_body(&body, settings).into_response();
+            res.headers_mut()
+                .insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+            res
+        }
+        None => body.freeze().into_response(),
+    };
+    res.headers_mut()
+        .insert(header::VARY, HeaderValue::from_static("accept-encoding"));
     res.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),

@@ -104,13 +104,7 @@ impl Session {
                     })));
             }
             ClientFrame::Ping { id } => self.reply(ServerFrame::Pong { id }),
-            ClientFrame::Refresh { .. } => self.error(
-                None,
-                ServiceError::new(
-                    ErrorKind::Unsupported,
-                    "token refresh needs authentication, which this gateway does not configure",
-                ),
-            ),
+            ClientFrame::Refresh { token } => self.conn.refresh(&token)?,
             _ => {
                 return Err(ServiceError::new(
                     ErrorKind::Unsupported,

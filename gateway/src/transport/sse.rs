@@ -18,8 +18,10 @@ use livegate_core::Encoding;
 
 use crate::close::CloseReason;
 use crate::hub::{Outbound, Outbox, Receiver};
-use crate::service::{Connection, Credentials};
+use crate::service::Connection;
 use crate::stats::{ConnectionGuard, Transport};
+use crate::transport::credentials;
+use crate::transport::gzip::{accepts_gzip, GzipWriter};
 use crate::transport::{parse_topic_query, ConnControl};
 use crate::{wire, App};
 
@@ -46,10 +48,16 @@ pub async fn handler(State(app): State<Arc<App>>, req: Request) -> Response {
         Ok(q) => q,
         Err(e) => return e.into_response(),
     };
-    let identity = match app.service.authenticate(&Credentials::connection()) {
+    let tokens = credentials::http_tokens(req.headers(), req.uri().query());
+    let identity = match credentials::authenticate(&app.service, &tokens) {
         Ok(identity) => identity,
         Err(e) => return e.into_response(),
     };
+    let gzip = app
+        .config
+        .deflate()
+        .filter(|_| accepts_gzip(req.headers()))
+        .map(GzipWriter::new);
     let counted = app.service.count_connection(Transport::Sse);
     let (mut conn, rx) = app.service.open(identity);
     let mut positions = HashMap::new();
@@ -88,6 +96,7 @@ pub async fn handler(State(app): State<Arc<App>>, req: Request) -> Response {
         positions,
         first: None,
         done: false,
+        gzip,
         ping: tokio::time::interval_at(
             tokio::time::Instant::now() + app.config.heartbeat(),
             app.config.heartbeat(),
@@ -97,7 +106,8 @@ pub async fn handler(State(app): State<Arc<App>>, req: Request) -> Response {
         _counted: counted,
     };
     state.write_subscriptions(&mut first);
-    state.first = Some(first.freeze());
+    state.first = Some(state.encode_chunk(first));
+    let gzip_on = state.gzip.is_some();
     let stream = futures_util::stream::unfold(state, |mut st| async move {
         let chunk = st.next_chunk().await?;
         Some((Ok::<_, Infallible>(chunk), st))
@@ -109,6 +119,10 @@ pub async fn handler(State(app): State<Arc<App>>, req: Request) -> Response {
         HeaderValue::from_static("text/event-stream"),
     );
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    h.insert(header::VARY, HeaderValue::from_static("accept-encoding"));
+    if gzip_on {
+        h.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+    }
     h.insert("x-accel-buffering", HeaderValue::from_static("no"));
     res
 }
@@ -121,6 +135,8 @@ struct StreamState {
     positions: HashMap<String, Position>,
     first: Option<Bytes>,
     done: bool,
+    /// The stream's gzip member, when the client accepts gzip.
+    gzip: Option<GzipWriter>,
     ping: tokio::time::Interval,
     last_poll: Arc<AtomicU64>,
     _alive: Arc<()>,
@@ -133,7 +149,8 @@ impl StreamState {
             return Some(first);
         }
         if self.done {
-            return None;
+            // The gzip trailer, once, after the last event.
+            return self.gzip.take().map(|mut gz| gz.finish());
         }
         self.last_poll.store(crate::now_ms(), Ordering::Relaxed);
         let mut out = BytesMut::new();
@@ -164,7 +181,19 @@ impl StreamState {
             }
             _ = self.ping.tick() => out.put_slice(b": ping\n\n"),
         }
-        Some(out.freeze())
+        Some(self.encode_chunk(out))
+    }
+
+    /// The chunk as sent: as it is, or what remains of it after the shared
+    /// segments `write_item` already gave the gzip member, deflated.
+    fn encode_chunk(&mut self, plain: BytesMut) -> Bytes {
+        match &mut self.gzip {
+            None => plain.freeze(),
+            Some(gz) => {
+                gz.segment(&plain);
+                gz.take()
+            }
+        }
     }
 
     /// The answers to the stream's subscriptions, queued by the handler: every
@@ -220,7 +249,21 @@ impl StreamState {
                 out.put_slice(b"id: ");
                 self.write_cursor(out);
                 out.put_u8(b'\n');
-                event(out, None, "publication", p.frame(Encoding::Json));
+                let frame = p.frame(Encoding::Json);
+                if let Some(gz) = &mut self.gzip {
+                    let shared = p.deflated(Encoding::Json, gz.settings());
+                    // The shared bytes are the frame alone: usable when it
+                    // fits on one `data:` line.
+                    if shared.deflated && memchr::memchr2(b'\n', b'\r', frame).is_none() {
+                        out.put_slice(b"event: publication\ndata: ");
+                        gz.segment(out);
+                        out.clear();
+                        gz.shared(shared.bytes, frame);
+                        out.put_slice(b"\n\n");
+                        return;
+                    }
+                }
+                event(out, None, "publication", frame);
             }
             Outbound::Subscribed(s) => {
                 if !s.recovered {

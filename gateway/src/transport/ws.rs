@@ -23,11 +23,13 @@ use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use tokio_tungstenite::WebSocketStream;
 
 use crate::close::CloseReason;
+use crate::deflate::{deflate_once, DeflateSettings, InflateError};
 use crate::error::{ErrorKind, ServiceError};
 use crate::hub::{Event, Outbound, Receiver};
-use crate::service::Credentials;
 use crate::stats::Transport;
+use crate::transport::credentials;
 use crate::transport::session::Session;
+use crate::transport::ws_deflate;
 use crate::transport::ws_io::{Opcode, WsIo};
 use crate::App;
 
@@ -54,7 +56,7 @@ fn negotiate(headers: &HeaderMap) -> Result<(Encoding, bool), ServiceError> {
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
         .map(str::trim)
-        .filter(|s| !s.is_empty())
+        .filter(|s| !s.is_empty() && !s.starts_with(credentials::SUBPROTOCOL_PREFIX))
         .collect();
     if offered.is_empty() {
         return Ok((Encoding::Json, false));
@@ -98,10 +100,15 @@ pub async fn upgrade(State(app): State<Arc<App>>, mut req: Request) -> Response 
         Ok(n) => n,
         Err(e) => return e.into_response(),
     };
-    let identity = match app.service.authenticate(&Credentials::connection()) {
+    let tokens = credentials::http_tokens(headers, req.uri().query());
+    let identity = match credentials::authenticate(&app.service, &tokens) {
         Ok(identity) => identity,
         Err(e) => return e.into_response(),
     };
+    let deflate = app
+        .config
+        .deflate()
+        .filter(|_| ws_deflate::accepts_offer(headers));
     let Some(on_upgrade) = req.extensions_mut().remove::<hyper::upgrade::OnUpgrade>() else {
         return ServiceError::bad_request("this connection cannot be upgraded").into_response();
     };
@@ -116,10 +123,17 @@ pub async fn upgrade(State(app): State<Arc<App>>, mut req: Request) -> Response 
         let Ok(parts) = upgraded.downcast::<TokioIo<TcpStream>>() else {
             return tracing::error!("websocket upgrade on an unexpected socket type; dropped");
         };
-        let io = WsIo::new(parts.io.into_inner(), parts.read_buf);
+        let mut io = WsIo::new(parts.io.into_inner(), parts.read_buf);
+        if deflate.is_some() {
+            io.inflate_inbound(app.config.max_frame_bytes);
+        }
         // The connection gets a task of its own, sized for it alone; this
         // one (which also had to hold the upgrade) ends here.
-        match run(app, io, encoding, identity) {
+        let codec = Codec {
+            encoding,
+            deflate: deflate.is_some(),
+        };
+        match run(app, io, codec, identity) {
             Some(connection) => drop(tokio::spawn(connection)),
             None => tracing::error!("could not set up the websocket stream; dropped"),
         }
@@ -131,6 +145,12 @@ pub async fn upgrade(State(app): State<Arc<App>>, mut req: Request) -> Response 
     if let Ok(v) = HeaderValue::from_str(&accept) {
         h.insert(header::SEC_WEBSOCKET_ACCEPT, v);
     }
+    if deflate.is_some() {
+        h.insert(
+            header::SEC_WEBSOCKET_EXTENSIONS,
+            HeaderValue::from_static(ws_deflate::RESPONSE),
+        );
+    }
     if echo_protocol {
         h.insert(
             header::SEC_WEBSOCKET_PROTOCOL,
@@ -138,6 +158,26 @@ pub async fn upgrade(State(app): State<Arc<App>>, mut req: Request) -> Response 
         );
     }
     res
+}
+
+/// How a connection puts frames on the wire. Two bytes: every idle
+/// connection's task holds it; the deflate settings stay in the config.
+#[derive(Debug, Clone, Copy)]
+struct Codec {
+    encoding: Encoding,
+    /// Whether permessage-deflate was negotiated.
+    deflate: bool,
+}
+
+impl Codec {
+    /// The deflate settings, when this connection compresses.
+    fn settings(self, app: &App) -> Option<DeflateSettings> {
+        if self.deflate {
+            app.config.deflate()
+        } else {
+            None
+        }
+    }
 }
 
 /// The connection's task, or `None` if the stream could not be set up.
@@ -149,10 +189,11 @@ pub async fn upgrade(State(app): State<Arc<App>>, mut req: Request) -> Response 
 fn run(
     app: Arc<App>,
     io: WsIo,
-    encoding: Encoding,
+    codec: Codec,
     identity: crate::service::Identity,
 ) -> Option<impl Future<Output = ()>> {
     let max = app.config.max_frame_bytes;
+    let encoding = codec.encoding;
     // No buffers of tungstenite's own: `WsIo` reads on demand and queues
     // writes (see its module comment); buffers grow only when a message
     // needs it.
@@ -171,7 +212,7 @@ fn run(
     ws.get_mut().push_frame(opcode(encoding), connected);
     let mut session = Session::new(conn);
     Some(async move {
-        let (reason, peer_closed) = serve(&mut ws, &mut rx, &mut session, encoding, &app).await;
+        let (reason, peer_closed) = serve(&mut ws, &mut rx, &mut session, codec, &app).await;
         // Boxed: the closing sequence is big and runs once, so it should not
         // make every idle connection's task bigger.
         Box::pin(finish(
@@ -179,7 +220,8 @@ fn run(
             &mut rx,
             reason,
             peer_closed,
-            encoding,
+            codec.encoding,
+            codec.settings(&app),
             app.config.idle_timeout(),
         ))
         .await;
@@ -256,9 +298,10 @@ async fn serve(
     ws: &mut WebSocketStream<WsIo>,
     rx: &mut Receiver,
     session: &mut Session,
-    encoding: Encoding,
+    codec: Codec,
     app: &App,
 ) -> (CloseReason, bool) {
+    let encoding = codec.encoding;
     let heartbeat = app.config.heartbeat();
     let idle = app.config.idle_timeout();
     let start = Instant::now();
@@ -282,7 +325,7 @@ async fn serve(
                 Event::Close(r) => Step::Close(r, false),
                 Event::Item(item) => {
                     // Written by `poll_io`, which also reads meanwhile.
-                    push_batch(ws.get_mut(), item, rx, encoding);
+                    push_batch(ws.get_mut(), item, rx, encoding, codec.settings(app));
                     Step::Continue
                 }
             },
@@ -337,6 +380,12 @@ fn error_reason(e: &WsError) -> CloseReason {
     match e {
         WsError::Capacity(_) => CloseReason::FrameTooLarge,
         WsError::Protocol(_) | WsError::Utf8(_) => CloseReason::ProtocolError,
+        // From the inflating layer under tungstenite (`ws_deflate`).
+        WsError::Io(io) => match io.get_ref().and_then(|e| e.downcast_ref::<InflateError>()) {
+            Some(InflateError::Corrupt) => CloseReason::InvalidPayload,
+            Some(InflateError::TooLarge) => CloseReason::FrameTooLarge,
+            None => CloseReason::PeerGone,
+        },
         _ => CloseReason::PeerGone,
     }
 }
@@ -366,14 +415,40 @@ fn opcode(encoding: Encoding) -> Opcode {
 }
 
 /// Queues `first` and up to `BATCH - 1` more queued items as frames.
-fn push_batch(io: &mut WsIo, first: Outbound, rx: &mut Receiver, encoding: Encoding) {
-    let op = opcode(encoding);
+fn push_batch(
+    io: &mut WsIo,
+    first: Outbound,
+    rx: &mut Receiver,
+    encoding: Encoding,
+    deflate: Option<DeflateSettings>,
+) {
     let mut more = Vec::new();
     rx.recv_many(&mut more, BATCH - 1);
     io.reserve(1 + more.len());
-    io.push_frame(op, first.encode(encoding));
-    for item in more {
-        io.push_frame(op, item.encode(encoding));
+    push_item(io, &first, encoding, deflate);
+    for item in &more {
+        push_item(io, item, encoding, deflate);
+    }
+}
+
+/// Queues one item: a publication as its shared bytes (deflated once for
+/// every compressing connection), anything else encoded (and deflated)
+/// for this connection alone.
+fn push_item(io: &mut WsIo, item: &Outbound, encoding: Encoding, deflate: Option<DeflateSettings>) {
+    let op = opcode(encoding);
+    match (item, deflate) {
+        (_, None) => io.push_frame(op, item.encode(encoding)),
+        (Outbound::Publication(p), Some(settings)) => {
+            let c = p.deflated(encoding, settings);
+            io.push_message(op, c.bytes.clone(), c.deflated);
+        }
+        (other, Some(settings)) => {
+            let bytes = other.encode(encoding);
+            match deflate_once(&bytes, settings) {
+                Some(z) => io.push_message(op, z, true),
+                None => io.push_frame(op, bytes),
+            }
+        }
     }
 }
 
@@ -390,13 +465,14 @@ async fn finish(
     reason: CloseReason,
     peer_closed: bool,
     encoding: Encoding,
+    deflate: Option<DeflateSettings>,
     idle_timeout: Duration,
 ) {
     if reason == CloseReason::Shutdown && !peer_closed {
         // What was accepted before the shutdown still reaches the client.
         let _ = tokio::time::timeout(CLOSE_GRACE, async {
             while let Some(item) = rx.try_recv() {
-                push_batch(ws.get_mut(), item, rx, encoding);
+                push_batch(ws.get_mut(), item, rx, encoding, deflate);
                 flush(ws).await?;
             }
             Ok::<_, WsError>(())

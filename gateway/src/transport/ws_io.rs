@@ -15,6 +15,10 @@
 //!   delivery. What tungstenite itself writes (pongs, close frames) goes
 //!   through the same queue, so the order on the wire is the order of the
 //!   calls. The queue is freed once drained.
+//! - permessage-deflate, when negotiated: [`WsIo::push_message`] sets RSV1
+//!   on frames whose payload is the shared deflated bytes, and reads pass
+//!   through [`Inbound`], which inflates compressed client messages before
+//!   tungstenite sees them (see `ws_deflate`).
 
 use std::collections::VecDeque;
 use std::io::{self, IoSlice};
@@ -24,6 +28,8 @@ use std::task::{ready, Context, Poll};
 use bytes::{Buf, Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
+
+use super::ws_deflate::Inbound;
 
 /// Bytes asked of the socket per read: a typical client frame and then
 /// some. The chunk lives only until tungstenite has taken its bytes.
@@ -75,6 +81,10 @@ pub struct WsIo {
     written: usize,
     /// Bytes in `out`, minus `written`.
     out_len: usize,
+    /// The inflating layer, on connections that negotiated
+    /// permessage-deflate, with what it made of `rbuf` that tungstenite has
+    /// not taken yet (boxed: others pay one pointer).
+    inbound: Option<Box<(Inbound, Bytes)>>,
 }
 
 impl WsIo {
@@ -91,13 +101,20 @@ impl WsIo {
             out: VecDeque::new(),
             written: 0,
             out_len: 0,
+            inbound: None,
         }
+    }
+
+    /// Inflates compressed client messages of up to `cap` bytes from now on.
+    pub fn inflate_inbound(&mut self, cap: usize) {
+        self.inbound = Some(Box::new((Inbound::new(cap), Bytes::new())));
     }
 
     /// Polls the socket for readability (registering the task's waker when
     /// it is not) and tells whether bytes are buffered or may be read.
     pub fn poll_read_ready(&mut self, cx: &mut Context<'_>) -> Poll<()> {
-        if !self.rbuf.is_empty() {
+        let decoded = self.inbound.as_ref().is_some_and(|b| !b.1.is_empty());
+        if !self.rbuf.is_empty() || decoded {
             return Poll::Ready(());
         }
         // An error is reported by the read that follows.
@@ -111,8 +128,14 @@ impl WsIo {
 
     /// Queues one complete (FIN) unmasked frame.
     pub fn push_frame(&mut self, opcode: Opcode, payload: Bytes) {
+        self.push_message(opcode, payload, false);
+    }
+
+    /// Queues one complete (FIN) unmasked frame; `deflated` sets RSV1 (the
+    /// payload is a permessage-deflate message).
+    pub fn push_message(&mut self, opcode: Opcode, payload: Bytes, deflated: bool) {
         let mut head = [0u8; 10];
-        head[0] = 0x80 | opcode as u8;
+        head[0] = 0x80 | if deflated { 0x40 } else { 0 } | opcode as u8;
         let len = payload.len();
         let head_len = if len < 126 {
             head[1] = len as u8;
@@ -204,6 +227,37 @@ fn fill_slices<'a>(out: &'a VecDeque<Entry>, written: usize, slices: &mut [IoSli
     count
 }
 
+impl WsIo {
+    /// Makes sure `rbuf` holds bytes, reading the socket once it is
+    /// readable; `false` at the end of the stream.
+    fn poll_fill(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<bool>> {
+        while self.rbuf.is_empty() {
+            // No buffer until the socket has something to read.
+            ready!(self.tcp.poll_read_ready(cx))?;
+            let mut chunk = BytesMut::with_capacity(READ_CHUNK);
+            match self.tcp.try_read_buf(&mut chunk) {
+                Ok(0) => return Poll::Ready(Ok(false)),
+                Ok(_) => self.rbuf = chunk.freeze(),
+                // A spurious readiness; `poll_read_ready` waits again.
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                Err(e) => return Poll::Ready(Err(e)),
+            }
+        }
+        Poll::Ready(Ok(true))
+    }
+}
+
+/// Copies what fits of `from` into `buf`, dropping `from`'s reference once
+/// it is used up so its chunk is freed now.
+fn give(from: &mut Bytes, buf: &mut ReadBuf<'_>) {
+    let n = from.len().min(buf.remaining());
+    buf.put_slice(&from[..n]);
+    from.advance(n);
+    if from.is_empty() {
+        *from = Bytes::new();
+    }
+}
+
 impl AsyncRead for WsIo {
     fn poll_read(
         self: Pin<&mut Self>,
@@ -211,30 +265,26 @@ impl AsyncRead for WsIo {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
-        if this.rbuf.is_empty() {
-            loop {
-                // No buffer until the socket has something to read.
-                ready!(this.tcp.poll_read_ready(cx))?;
-                let mut chunk = BytesMut::with_capacity(READ_CHUNK);
-                match this.tcp.try_read_buf(&mut chunk) {
-                    // End of stream: an empty read.
-                    Ok(0) => return Poll::Ready(Ok(())),
-                    Ok(_) => {
-                        this.rbuf = chunk.freeze();
-                        break;
-                    }
-                    // A spurious readiness; `poll_read_ready` waits again.
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-                    Err(e) => return Poll::Ready(Err(e)),
-                }
+        if this.inbound.is_none() {
+            // End of stream: an empty read.
+            if ready!(this.poll_fill(cx))? {
+                give(&mut this.rbuf, buf);
+            }
+            return Poll::Ready(Ok(()));
+        }
+        while this.inbound.as_ref().is_some_and(|b| b.1.is_empty()) {
+            if !ready!(this.poll_fill(cx))? {
+                return Poll::Ready(Ok(()));
+            }
+            if let Some(b) = this.inbound.as_mut() {
+                // tungstenite reports the error; `ws.rs` maps it to a close code.
+                b.1 =
+                    b.0.feed(&mut this.rbuf)
+                        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
             }
         }
-        let n = this.rbuf.len().min(buf.remaining());
-        buf.put_slice(&this.rbuf[..n]);
-        this.rbuf.advance(n);
-        if this.rbuf.is_empty() {
-            // Drop the reference so the chunk is freed now.
-            this.rbuf = Bytes::new();
+        if let Some(b) = this.inbound.as_mut() {
+            give(&mut b.1, buf);
         }
         Poll::Ready(Ok(()))
     }

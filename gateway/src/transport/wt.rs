@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use livegate_core::framing::{self, FrameReader, Item};
+use livegate_core::framing::{self, FlaggedItem, FrameReader};
 use livegate_core::protocol::ServerFrame;
 use livegate_core::Encoding;
 use tokio::sync::mpsc;
@@ -23,10 +23,12 @@ use wtransport::endpoint::IncomingSession;
 use wtransport::{Connection as WtConnection, Endpoint, Identity, ServerConfig, VarInt};
 
 use crate::close::CloseReason;
+use crate::deflate::{deflate_once, inflate_all, DeflateSettings, InflateError};
 use crate::hub::{Outbound, Outbox, Receiver};
-use crate::service::Credentials;
 use crate::stats::Transport;
+use crate::transport::credentials;
 use crate::transport::session::Session;
+use crate::wire::{Compression, Framing, Variant};
 use crate::{wire, App, WebTransportInfo};
 
 /// How long a fresh session may take to open its control stream.
@@ -182,19 +184,33 @@ fn close(conn: &WtConnection, reason: CloseReason) {
     );
 }
 
-fn encoding_of(path: &str) -> Option<Encoding> {
+/// The session's encoding and whether it asked for compression
+/// (`?encoding=json|msgpack&compress=deflate|none`); `None` for a value
+/// this gateway does not know.
+fn options_of(path: &str) -> Option<(Encoding, bool)> {
     let query = path.split_once('?').map_or("", |(_, q)| q);
     let mut encoding = Encoding::Json;
+    let mut compress = false;
     for (k, v) in form_urlencoded::parse(query.as_bytes()) {
-        if k == "encoding" {
-            encoding = match &*v {
-                "json" => Encoding::Json,
-                "msgpack" => Encoding::Msgpack,
-                _ => return None,
-            };
+        match &*k {
+            "encoding" => {
+                encoding = match &*v {
+                    "json" => Encoding::Json,
+                    "msgpack" => Encoding::Msgpack,
+                    _ => return None,
+                };
+            }
+            "compress" => {
+                compress = match &*v {
+                    "deflate" => true,
+                    "none" => false,
+                    _ => return None,
+                };
+            }
+            _ => {}
         }
     }
-    Some(encoding)
+    Some((encoding, compress))
 }
 
 async fn session(app: Arc<App>, incoming: IncomingSession) {
@@ -204,13 +220,18 @@ async fn session(app: Arc<App>, incoming: IncomingSession) {
         request.not_found().await;
         return;
     }
-    let Some(encoding) = encoding_of(&path) else {
+    let Some((encoding, compress)) = options_of(&path) else {
         // An unknown encoding: refuse the session, as a WebSocket upgrade with
         // an unknown subprotocol is refused.
         request.forbidden().await;
         return;
     };
-    let identity = match app.service.authenticate(&Credentials::connection()) {
+    // Asked for and allowed: frames may carry the compressed flag both ways.
+    let deflate = app.config.deflate().filter(|_| compress);
+    let query = path.split_once('?').map(|(_, q)| q);
+    let authorization = request.headers().get("authorization").map(String::as_str);
+    let tokens = credentials::tokens(authorization, [], query);
+    let identity = match credentials::authenticate(&app.service, &tokens) {
         Ok(identity) => identity,
         Err(_) => {
             request.forbidden().await;
@@ -237,12 +258,12 @@ async fn session(app: Arc<App>, incoming: IncomingSession) {
         conn.clone(),
         rx,
         control_tx,
-        encoding,
+        Codec { encoding, deflate },
     ));
     let mut session = Session::new(connection);
     let reason = tokio::select! {
         r = &mut dispatcher => r.unwrap_or(CloseReason::PeerGone),
-        () = read_control(&app, &wt, &conn, &mut session, recv, encoding) => {
+        () = read_control(&app, &wt, &conn, &mut session, recv, encoding, deflate.is_some()) => {
             // The reader asked the hub connection to close; the dispatcher follows.
             dispatcher.await.unwrap_or(CloseReason::PeerGone)
         }
@@ -262,8 +283,10 @@ async fn read_control(
     session: &mut Session,
     mut recv: wtransport::RecvStream,
     encoding: Encoding,
+    compressed: bool,
 ) {
-    let mut reader = FrameReader::new(app.config.max_frame_bytes);
+    let max = app.config.max_frame_bytes;
+    let mut reader = FrameReader::new(max);
     let mut buf = vec![0u8; 4096];
     loop {
         tokio::select! {
@@ -276,18 +299,27 @@ async fn read_control(
                         return;
                     }
                 };
-                match reader.push(&buf[..n]) {
-                    Ok(items) => {
-                        for item in items {
-                            if let Item::Frame(f) = item {
-                                session.handle_bytes(encoding, &f).await;
-                            }
+                let items = if compressed {
+                    reader.push_flagged(&buf[..n])
+                } else {
+                    reader.push(&buf[..n]).map(|items| items.into_iter().map(FlaggedItem::from).collect())
+                };
+                let Ok(items) = items else {
+                    conn.close(CloseReason::FrameTooLarge);
+                    return;
+                };
+                for item in items {
+                    let FlaggedItem::Frame { bytes, compressed } = item else { continue };
+                    let frame = if compressed {
+                        match inflate_all(&bytes, max) {
+                            Ok(f) => f,
+                            Err(InflateError::Corrupt) => { conn.close(CloseReason::InvalidPayload); return; }
+                            Err(InflateError::TooLarge) => { conn.close(CloseReason::FrameTooLarge); return; }
                         }
-                    }
-                    Err(_) => {
-                        conn.close(CloseReason::FrameTooLarge);
-                        return;
-                    }
+                    } else {
+                        bytes
+                    };
+                    session.handle_bytes(encoding, &frame).await;
                 }
             }
             _ = wt.accept_uni() => { conn.close(CloseReason::StreamNotAllowed); return; }
@@ -371,15 +403,16 @@ async fn dispatch(
     conn: Arc<Outbox>,
     mut rx: Receiver,
     control: mpsc::Sender<Bytes>,
-    encoding: Encoding,
+    codec: Codec,
 ) -> CloseReason {
+    let encoding = codec.encoding;
     let mut router = Router {
         app,
         wt,
         conn: conn.clone(),
         control,
         topics: HashMap::new(),
-        encoding,
+        codec,
     };
     let reason = loop {
         tokio::select! {
@@ -409,7 +442,26 @@ struct Router {
     conn: Arc<Outbox>,
     control: mpsc::Sender<Bytes>,
     topics: HashMap<Arc<str>, TopicOut>,
+    codec: Codec,
+}
+
+/// How a session puts frames on its streams.
+#[derive(Debug, Clone, Copy)]
+struct Codec {
     encoding: Encoding,
+    /// Set when the session asked for compression and it is on.
+    deflate: Option<DeflateSettings>,
+}
+
+impl Codec {
+    /// A frame made for this session alone, length-prefixed (and
+    /// compressed, with the flag, when that applies).
+    fn prefixed(self, frame: &[u8]) -> Bytes {
+        match self.deflate.and_then(|s| deflate_once(frame, s)) {
+            Some(z) => Bytes::from(framing::frame_compressed(&z)),
+            None => Bytes::from(framing::frame(frame)),
+        }
+    }
 }
 
 /// Where a subscribed topic's frames go.
@@ -428,7 +480,8 @@ impl Router {
     }
 
     fn route(&mut self, item: Outbound) {
-        let encoding = self.encoding;
+        let codec = self.codec;
+        let encoding = codec.encoding;
         match item {
             Outbound::Publication(p) => {
                 let Some(out) = self.topics.get(p.publication.topic.as_str()) else {
@@ -446,11 +499,23 @@ impl Router {
                         return;
                     }
                 }
-                // The prefixed frame is shared by every WebTransport subscriber.
-                self.offer(&out.tx, p.length_prefixed(encoding).clone());
+                // The prefixed frame (compressed once, when asked) is shared
+                // by every such WebTransport subscriber.
+                let bytes = match codec.deflate {
+                    None => p.length_prefixed(encoding),
+                    Some(settings) => {
+                        let variant = Variant {
+                            encoding,
+                            framing: Framing::LengthPrefixed,
+                            compression: Compression::Deflate,
+                        };
+                        p.bytes(variant, settings).bytes
+                    }
+                };
+                self.offer(&out.tx, bytes.clone());
             }
             Outbound::Subscribed(s) => {
-                let bytes = Bytes::from(framing::frame(&s.encode(encoding, true)));
+                let bytes = codec.prefixed(&s.encode(encoding, true));
                 let queue = self.app.config.queue_size;
                 let (wt, conn) = (self.wt.clone(), self.conn.clone());
                 let lossy = self.app.service.namespaces().options_for(&s.topic).lossy;
@@ -467,11 +532,11 @@ impl Router {
                     // Dropping the sender finishes the topic's stream.
                     self.topics.remove(topic.as_str());
                 }
-                let bytes = Bytes::from(framing::frame(&encoding.encode_server(&f)));
+                let bytes = codec.prefixed(&encoding.encode_server(&f));
                 self.offer(&self.control, bytes);
             }
             other => {
-                let bytes = Bytes::from(framing::frame(&other.encode(encoding)));
+                let bytes = codec.prefixed(&other.encode(encoding));
                 self.offer(&self.control, bytes);
             }
         }

@@ -18,7 +18,8 @@ pub struct Gateway {
 }
 
 impl Gateway {
-    /// Starts `livegate serve --listen 127.0.0.1:0 --no-system-publisher ARGS`.
+    /// Starts `livegate serve --listen 127.0.0.1:0 --no-system-publisher ARGS`,
+    /// in memory unless ARGS give a `--data-dir` (or `--memory` already).
     pub fn start(extra: &[String]) -> Self {
         let process = GatewayProcess::start(Path::new(env!("CARGO_BIN_EXE_livegate")), extra)
             .unwrap_or_else(|e| panic!("{e}"));

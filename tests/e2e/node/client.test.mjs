@@ -108,7 +108,7 @@ test('publishes made while offline wait in the queue and land once, in order', {
 /** The gateway on a given port (for clients that keep retrying one address). */
 async function startFixed(port) {
   const child = spawn(binaryPath(), ['serve', '--listen', `127.0.0.1:${port}`, '--log', 'warn',
-    '--no-system-publisher', '--no-wt', '--config', configFile(CONFIG)], { stdio: ['ignore', 'pipe', 'inherit'] });
+    '--no-system-publisher', '--no-wt', '--memory', '--config', configFile(CONFIG)], { stdio: ['ignore', 'pipe', 'inherit'] });
   await new Promise((resolve, reject) => {
     child.stdout.once('data', resolve);
     child.once('exit', (c) => reject(new Error(`gateway exited with ${c}`)));

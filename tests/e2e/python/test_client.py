@@ -230,8 +230,8 @@ def test_connect_to_nothing_says_why(free_port):
 
 
 def test_client_survives_a_gateway_restart_and_says_so(gateway_factory, free_port):
-    """A gateway restarted on the same port has new epochs: the client comes
-    back by itself and says recovered=False rather than pretend."""
+    """A gateway (in memory) restarted on the same port has new epochs: the
+    client comes back by itself and says recovered=False rather than pretend."""
     from conftest import PY_CONFIG
 
     port = free_port
@@ -239,7 +239,8 @@ def test_client_survives_a_gateway_restart_and_says_so(gateway_factory, free_por
     gw.stop()
     gw.extra_args = ["--no-wt"]
     gw.argv = lambda: [str(gw.binary), "serve", "--listen", f"127.0.0.1:{port}",
-                       "--no-system-publisher", "--config", str(gw.config_path), "--no-wt"]
+                       "--no-system-publisher", "--config", str(gw.config_path), "--no-wt",
+                       "--memory"]
     gw.start()
 
     async def main():

@@ -288,8 +288,9 @@ class Forwarder:
 @pytest.mark.timeout(60)
 def test_fastapi_keeps_going_while_the_gateway_is_down(gateway_factory, procs, tmp_path, flapping):
     """Gateway down: the app keeps probing and serving; the change that
-    happened meanwhile is published once the gateway is back."""
-    gw = gateway_factory("--no-wt", "--api-key", API_KEY)
+    happened meanwhile is published once the gateway is back (--memory:
+    the restarted gateway comes back with a fresh history)."""
+    gw = gateway_factory("--no-wt", "--api-key", API_KEY, "--memory")
     fwd = Forwarder(gw.port)
     try:
         proc, app_url, log_path = start_fastapi(procs, tmp_path, {

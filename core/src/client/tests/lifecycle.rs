@@ -23,6 +23,22 @@ fn heartbeat_watchdog_replaces_a_silent_connection() {
 }
 
 #[test]
+fn ping_only_on_a_live_bidirectional_connection_and_its_pong_is_activity() {
+    let mut idle = Harness::new(config());
+    assert!(!idle.c.ping(), "nothing to ping before a connection");
+    let (mut h, conn) = Harness::connected(config(), &[], 2_000);
+    h.events();
+    h.actions();
+    assert!(h.c.ping());
+    assert_eq!(h.sent(), vec![ClientFrame::Ping { id: None }]);
+    h.now += 2_500;
+    h.frame(conn, ServerFrame::Pong { id: None });
+    h.now += 2_000;
+    h.c.handle_timeout(h.now);
+    assert_eq!(h.c.state(), State::Connected, "the pong counted as traffic");
+}
+
+#[test]
 fn server_disconnect_without_reconnect_closes_for_good() {
     let (mut h, conn) = Harness::connected(config(), &[], 25_000);
     h.events();

@@ -9,6 +9,7 @@ mod one_way;
 mod publish;
 mod resume;
 mod router;
+mod token;
 
 use super::*;
 use crate::codec::Encoding;

@@ -158,3 +158,46 @@ fn unrecoverable_resume_is_reported() {
         })
     );
 }
+
+#[test]
+fn subscribe_since_resumes_from_the_apps_position() {
+    let mut h = Harness::new(config());
+    let since = Position {
+        epoch: "e1".into(),
+        offset: 7,
+    };
+    h.c.subscribe_since(h.now, "t", Some(since.clone()))
+        .unwrap();
+    // A topic already held keeps its own position.
+    h.c.subscribe_since(h.now, "t", None).unwrap();
+    h.c.connect(h.now);
+    let (conn, ..) = h.expect_connect();
+    h.open(conn, 25_000);
+    let sent = h.sent();
+    let [ClientFrame::Subscribe {
+        id,
+        since: Some(sent_since),
+        ..
+    }] = &sent[..]
+    else {
+        panic!("subscribe with since: {sent:?}");
+    };
+    assert_eq!(sent_since, &since);
+    let id = *id;
+    h.frame(
+        conn,
+        ServerFrame::Subscribed {
+            id,
+            topic: "t".into(),
+            epoch: "e1".into(),
+            offset: 7,
+            recovered: true,
+            publications: vec![],
+        },
+    );
+    assert!(h.events().contains(&Event::Recovered {
+        topic: "t".into(),
+        recovered: true,
+        position: since,
+    }));
+}
